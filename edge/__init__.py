@@ -1,0 +1,7 @@
+"""The loyalty club's edge agent.
+
+This package is imported by MicroPython too (``micropython -m edge.rules``), so this
+file stays plain: no imports, no annotations.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Device drivers behind small interfaces, chosen by name in the configuration."""

@@ -1,0 +1,1 @@
+"""The terminal's SQLite: cached rules, member snapshots, the outbox, device counters."""
