@@ -1,0 +1,19 @@
+class CoreError(ValueError):
+    reason: str
+    en: str
+    fa: str
+    def __init__(self, reason: str, fa: str | None = None) -> None: ...
+
+class RuleError(CoreError):
+    rule: str
+    detail: str
+    def __init__(self, rule: str, reason: str) -> None: ...
+
+class InputError(CoreError):
+    field: str
+    detail: str
+    def __init__(self, field: str, reason: str, fa: str | None = None) -> None: ...
+
+class RefundError(InputError): ...
+class PhoneError(CoreError): ...
+class DateError(CoreError): ...

@@ -1,0 +1,3 @@
+from typing import Any
+
+def dumps(value: Any, indent: int = 0) -> str: ...
