@@ -1,0 +1,2 @@
+NOTICES: dict[str, tuple[str, str]]
+COUPON_REASONS: dict[str, tuple[str, str]]

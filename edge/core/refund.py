@@ -1,0 +1,142 @@
+"""Refund and void quotes (MicroPython subset).
+
+A refund reverses a sale pro rata per unit: for every per-line figure X of the sale
+(gross, discount, wallet, paid, points earned, points redeemed, cashback) the units
+refunded so far take ``X * after // qty - X * before // qty``, where ``before`` and
+``after`` are the units of that line refunded before and after this refund.  The
+parts telescope: refunding every unit, in one go or in several, returns exactly X,
+never more.  A refund cannot itself be refunded.
+"""
+
+from edge.core.errors import RefundError
+from edge.core.text import group, num_fa, rials_en, rials_fa
+
+_COLUMNS = ("gross", "discount", "net", "wallet", "paid", "points", "redeemed", "cashback")
+
+
+def _fail(field, en, fa):
+    return RefundError(field, en, fa)
+
+
+def _units(spec, sale_lines, field):
+    # {line index: units} from [{"line": i, "qty": n}, ...]
+    out = {}
+    if spec is None:
+        return out
+    if type(spec) is not list:
+        raise _fail(field, "must be a list of {line, qty}", "فهرست اقلام مرجوعی نامعتبر است.")
+    for e in spec:
+        if type(e) is not dict or type(e.get("line")) is not int or type(e.get("qty")) is not int:
+            raise _fail(
+                field,
+                'each entry must be {"line": int, "qty": int}',
+                "فهرست اقلام مرجوعی نامعتبر است.",
+            )
+        i = e["line"]
+        q = e["qty"]
+        if i < 0 or i >= len(sale_lines):
+            raise _fail(field, "line %d is not in the sale" % (i,), "این قلم در فاکتور نیست.")
+        if q < 1:
+            raise _fail(field, "qty must be at least 1", "تعداد مرجوعی باید حداقل ۱ باشد.")
+        out[i] = out.get(i, 0) + q
+    return out
+
+
+def refund(sale, request, prior=None, kind="refund"):
+    """Quote the reversal of (part of) ``sale``, a quote returned by ``engine.quote``.
+
+    ``request`` is ``{"lines": [{"line": i, "qty": n}, ...]}`` or ``{"all": true}``
+    (every unit not yet refunded); ``prior`` lists units refunded earlier in the
+    same form.  ``kind`` is "refund" or "void" (a void takes back all that remains).
+    """
+    if kind != "refund" and kind != "void":
+        raise _fail("kind", "must be refund or void", "نوع مرجوعی نامعتبر است.")
+    if type(sale) is not dict or type(sale.get("lines")) is not list:
+        raise _fail("sale", "is not a sale quote", "فاکتور فروش نامعتبر است.")
+    if sale.get("type") != "sale":
+        raise _fail(
+            "sale",
+            "a %s cannot be refunded; only sales can" % (sale.get("type"),),
+            "مرجوعی یا ابطال را نمی‌توان دوباره مرجوع کرد.",
+        )
+    lines = sale["lines"]
+    for ln in lines:
+        if type(ln) is not dict or type(ln.get("qty")) is not int or ln["qty"] < 1:
+            raise _fail("sale.lines", "a line without a valid qty", "فاکتور فروش نامعتبر است.")
+        for c in _COLUMNS:
+            if type(ln.get(c)) is not int:
+                raise _fail("sale.lines", "a line without %s" % (c,), "فاکتور فروش نامعتبر است.")
+    before = _units(prior, lines, "prior")
+    for i in before:
+        if before[i] > lines[i]["qty"]:
+            raise _fail(
+                "prior",
+                "line %d: %d units refunded of %d sold" % (i, before[i], lines[i]["qty"]),
+                "سابقه مرجوعی نامعتبر است.",
+            )
+    if type(request) is not dict:
+        raise _fail("request", "must be an object", "درخواست مرجوعی نامعتبر است.")
+    if kind == "void" or request.get("all") is True:
+        want = {}
+        for i in range(len(lines)):
+            left = lines[i]["qty"] - before.get(i, 0)
+            if left > 0:
+                want[i] = left
+    else:
+        want = _units(request.get("lines"), lines, "request.lines")
+    if not want:
+        raise _fail("request", "nothing left to refund", "چیزی برای مرجوع کردن باقی نمانده است.")
+    out_lines = []
+    totals = {}
+    for c in _COLUMNS:
+        totals[c] = 0
+    for i in sorted(want.keys()):
+        ln = lines[i]
+        qty = ln["qty"]
+        b = before.get(i, 0)
+        a = b + want[i]
+        if a > qty:
+            raise _fail(
+                "request.lines",
+                "line %d: only %d of %d units left to refund" % (i, qty - b, qty),
+                "تعداد مرجوعی بیشتر از تعداد خریداری‌شده است.",
+            )
+        part = {"line": i, "sku": ln.get("sku"), "qty": want[i]}
+        for c in _COLUMNS:
+            x = ln[c]
+            v = x * a // qty - x * b // qty
+            part[c] = v
+            totals[c] += v
+        out_lines.append(part)
+    result = {
+        "type": kind,
+        "lines": out_lines,
+        "refund_amount": totals["paid"],
+        "wallet_returned": totals["wallet"],
+        "points_reversed": totals["points"],
+        "points_returned": totals["redeemed"],
+        "wallet_reversed": totals["cashback"],
+        "gross": totals["gross"],
+        "discount": totals["discount"],
+        "rules_version": sale.get("rules_version"),
+    }
+    result["fa"], result["en"] = _explain(result)
+    return result
+
+
+def _explain(r):
+    fa = "مرجوعی: %s بازگشت وجه" % (rials_fa(r["refund_amount"]),)
+    en = "Refund: %s back" % (rials_en(r["refund_amount"]),)
+    if r["wallet_returned"]:
+        fa += "، %s به کیف پول" % (rials_fa(r["wallet_returned"]),)
+        en += ", %s to the wallet" % (rials_en(r["wallet_returned"]),)
+    if r["points_reversed"]:
+        fa += "، %s امتیاز کسر" % (num_fa(r["points_reversed"]),)
+        en += ", %s points taken back" % (group(r["points_reversed"]),)
+    if r["points_returned"]:
+        fa += "، %s امتیاز بازگشت" % (num_fa(r["points_returned"]),)
+        en += ", %s points returned" % (group(r["points_returned"]),)
+    if r["wallet_reversed"]:
+        fa += "، %s از کیف پول کسر" % (rials_fa(r["wallet_reversed"]),)
+        en += ", %s cashback taken back" % (rials_en(r["wallet_reversed"]),)
+    return (fa, en)

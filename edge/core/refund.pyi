@@ -1,0 +1,8 @@
+from typing import Any
+
+def refund(
+    sale: dict[str, Any],
+    request: dict[str, Any],
+    prior: list[dict[str, int]] | None = None,
+    kind: str = "refund",
+) -> dict[str, Any]: ...
