@@ -1,0 +1,104 @@
+"""Write docs/benchmarks.md from pytest-benchmark's JSON (./dev bench calls this).
+
+python tests/bench/report.py var/bench.json docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# module -> (section title, what it measures and the goal)
+SECTIONS: dict[str, tuple[str, str]] = {
+    "test_bench_engine": (
+        "Rule engine: quote latency",
+        "A 50-line basket against an indexed rule set (DESIGN §9: p99 <= 1 ms on CPython; "
+        "MicroPython within 5x).  `matching_rules` is how many rules the basket's SKUs and "
+        "categories select: the cost follows it, not the size of the rule set.",
+    ),
+}
+
+
+def _machine() -> list[str]:
+    cpu = "unknown"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    mp = "not found"
+    mp_bin = Path(sys.executable).parent / "micropython"
+    if mp_bin.exists():
+        res = subprocess.run(
+            [str(mp_bin), "-c", "import sys; print(sys.version)"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        mp = res.stdout.strip() or mp
+    return [
+        f"- CPU: {cpu} ({os.cpu_count()} logical cores)",
+        f"- Memory: {mem}",
+        f"- OS: {platform.platform()}",
+        f"- CPython: {platform.python_version()}",
+        f"- MicroPython: {mp}",
+    ]
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.1f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def main(src: str, dst: str) -> None:
+    data = json.loads(Path(src).read_text())
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for b in data["benchmarks"]:
+        module = b["fullname"].split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
+        groups.setdefault(module, []).append(b)
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `./dev bench` (pytest-benchmark); do not edit by hand.  Figures are from",
+        "one run on the machine below; shared machines are noisy, so read p99 as an order of",
+        "magnitude and compare figures measured in the same run.",
+        "",
+        f"Run: {data.get('datetime', '?')}",
+        "",
+        *_machine(),
+        "",
+    ]
+    for module, benches in groups.items():
+        title, text = SECTIONS.get(module, (module, ""))
+        out += [f"## {title}", "", text, ""] if text else [f"## {title}", ""]
+        out += ["| benchmark | median | max | rounds | measured |", "|---|---:|---:|---:|---|"]
+        for b in benches:
+            st = b["stats"]
+            extra = ", ".join(f"{k}={_fmt(v)}" for k, v in b.get("extra_info", {}).items())
+            name = b["name"].removeprefix("test_")
+            out.append(
+                f"| {name} | {st['median'] * 1e6:,.0f} us | {st['max'] * 1e6:,.0f} us "
+                f"| {st['rounds']:,} | {extra} |"
+            )
+        out.append("")
+    Path(dst).write_text("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
