@@ -51,7 +51,7 @@ def _discount_how(rule):
     if k == "coupon":
         return ("کد تخفیف ", "coupon ")
     if k == "birthday":
-        return ("تولدت مبارک!", "happy birthday!")
+        return ("تخفیف تولد", "birthday discount")
     return ("تخفیف", "discount")
 
 
