@@ -8,7 +8,10 @@ import sys
 # directory; the tests run this from the repository root.
 sys.path.insert(0, ".")
 
-from edge.core import dates, jalali, jsonenc, phone
+import binascii
+
+from edge.core import cborenc, dates, jalali, jsonenc, phone
+from edge.core import record as R
 from edge.core.engine import quote as engine_quote
 from edge.core.errors import CoreError
 from edge.core.ruleset import compile_rules
@@ -50,7 +53,44 @@ def quote(req):
         return {"error": e.reason}
 
 
+def _hex(b):
+    return binascii.hexlify(b).decode()
+
+
+def record(req):
+    # build a record payload in the subset and encode it with the subset's CBOR encoder
+    t = req["time"]
+    body = req["body"]
+    if "sale" in body:
+        fields = R.sale_body(body["sale"])
+    elif "refund" in body:
+        rf, dev, seq, h = body["refund"]
+        fields = R.refund_body(rf, dev, seq, binascii.unhexlify(h))
+    else:
+        extra = {}
+        for k in body["extra"]:
+            extra[int(k)] = body["extra"][k]
+        fields = {R.K_EXTRA: extra}
+    member = R.member_field(req["member"][0], req["member"][1]) if req["member"] else None
+    p = R.build(
+        req["kind"],
+        req["tenant"],
+        req["store"],
+        req["device"],
+        req["seq"],
+        binascii.unhexlify(req["prev"]),
+        R.time_field(t[0], t[1], t[2], binascii.unhexlify(t[3])),
+        fields,
+        member,
+        R.bank_field(req["bank"]),
+        req["offline"],
+        req["basket"],
+    )
+    return _hex(cborenc.dumps(p))
+
+
 HANDLERS = {
+    "record": record,
     "quote": quote,
     "jalali_range": jalali_range,
     "phones": phones,

@@ -1,0 +1,115 @@
+"""COSE_Sign1 (RFC 9052) with Ed25519, exactly the profile records use.
+
+    18([ protected: bstr .cbor {1: -8},      ; alg: EdDSA
+         unprotected: {4: kid},              ; kid: the device id, UTF-8
+         payload: bstr,                      ; deterministic CBOR
+         signature: bstr .size 64 ])
+
+The signature covers the Sig_structure ``["Signature1", protected, h'', payload]``.
+Anything else (another algorithm, extra header parameters, an untagged message, a
+detached payload) is refused with a SignatureError or DecodeError naming the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge.errors import SignatureError
+from edge.protocol import cbor
+
+COSE_SIGN1_TAG = 18
+ALG_EDDSA = -8
+PROTECTED = b"\xa1\x01\x27"  # {1: -8}
+_SIG1_CONTEXT = b"\x6aSignature1"
+_TAGS = frozenset({COSE_SIGN1_TAG})
+
+
+def _bstr_head(n: int) -> bytes:
+    if n < 24:
+        return bytes((0x40 | n,))
+    if n < 0x100:
+        return bytes((0x58, n))
+    if n < 0x10000:
+        return b"\x59" + n.to_bytes(2, "big")
+    return b"\x5a" + n.to_bytes(4, "big")
+
+
+def sig_structure(protected: bytes, payload: bytes) -> bytes:
+    """The bytes Ed25519 signs: ``["Signature1", protected, h'', payload]``."""
+    return b"".join(
+        (
+            b"\x84",
+            _SIG1_CONTEXT,
+            _bstr_head(len(protected)),
+            protected,
+            b"\x40",
+            _bstr_head(len(payload)),
+            payload,
+        )
+    )
+
+
+def sign1(payload: bytes, key: Ed25519PrivateKey, kid: bytes) -> bytes:
+    """A tagged COSE_Sign1 message carrying ``payload``, signed by ``key``."""
+    signature = key.sign(sig_structure(PROTECTED, payload))
+    return b"".join(
+        (
+            b"\xd2\x84",
+            _bstr_head(len(PROTECTED)),
+            PROTECTED,
+            b"\xa1\x04",
+            _bstr_head(len(kid)),
+            kid,
+            _bstr_head(len(payload)),
+            payload,
+            b"\x58\x40",
+            signature,
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Sign1:
+    """A structurally valid COSE_Sign1 message, signature not yet checked."""
+
+    protected: bytes
+    kid: bytes
+    payload: bytes
+    signature: bytes
+
+    def verify(self, public_key: Ed25519PublicKey) -> None:
+        try:
+            public_key.verify(self.signature, sig_structure(self.protected, self.payload))
+        except InvalidSignature:
+            raise SignatureError(
+                "bad_signature",
+                f"the signature does not verify with the key registered for {self.kid!r}",
+            ) from None
+
+
+def parse(data: bytes, max_size: int = cbor.MAX_SIZE) -> Sign1:
+    """Strictly decode a tagged COSE_Sign1 message of the EdDSA profile."""
+    msg = cbor.decode(data, allowed_tags=_TAGS, max_size=max_size)
+    if type(msg) is not cbor2.CBORTag or msg.tag != COSE_SIGN1_TAG:
+        raise SignatureError("not_cose_sign1", "expected a tagged COSE_Sign1 (tag 18)")
+    body = msg.value
+    if type(body) is not list or len(body) != 4:
+        raise SignatureError("not_cose_sign1", "COSE_Sign1 must be an array of four items")
+    protected, unprotected, payload, signature = body
+    if type(protected) is not bytes or protected != PROTECTED:
+        hdr = cbor.decode(protected) if type(protected) is bytes and protected else protected
+        raise SignatureError("bad_alg", f"protected header must be {{1: -8}} (EdDSA), got {hdr!r}")
+    if type(unprotected) is not dict or set(unprotected) != {4}:
+        raise SignatureError("bad_header", "unprotected header must be exactly {4: kid}")
+    kid = unprotected[4]
+    if type(kid) is not bytes or not 0 < len(kid) <= 64:
+        raise SignatureError("bad_kid", "kid must be 1..64 bytes")
+    if type(payload) is not bytes:
+        raise SignatureError("detached", "the payload must be attached (a byte string)")
+    if type(signature) is not bytes or len(signature) != 64:
+        raise SignatureError("bad_signature", "an Ed25519 signature is 64 bytes")
+    return Sign1(protected, kid, payload, signature)

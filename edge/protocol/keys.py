@@ -1,0 +1,83 @@
+"""Device and head-office Ed25519 keys on disk.
+
+A private key is generated where it is used and written once, PKCS#8 PEM, file mode
+0600, created exclusively (an existing key is never overwritten).  Loading refuses a
+private key file that others can read.  Public keys travel as raw 32 bytes or PEM.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge.errors import ConfigError
+
+
+def generate(path: Path) -> Ed25519PrivateKey:
+    """Create a new private key at ``path`` (mode 0600); refuse to overwrite one."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(str(path), "a key already exists here; it is never overwritten") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    return key
+
+
+def load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "no private key here (run firmware_tools init)") from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            str(path),
+            f"private key is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it",
+        )
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except ValueError as e:
+        raise ConfigError(str(path), f"not a PEM private key: {e}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(str(path), "not an Ed25519 private key")
+    return key
+
+
+def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return pub.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def public_from_raw(raw: bytes) -> Ed25519PublicKey:
+    if len(raw) != 32:
+        raise ConfigError("public key", f"an Ed25519 public key is 32 bytes, got {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def public_from_pem(text: str | bytes) -> Ed25519PublicKey:
+    data = text.encode() if isinstance(text, str) else text
+    try:
+        key = serialization.load_pem_public_key(data)
+    except ValueError as e:
+        raise ConfigError("public key", f"not a PEM public key: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError("public key", "not an Ed25519 public key")
+    return key
