@@ -1,0 +1,101 @@
+"""The terminal's SQLite database: connection settings and versioned migrations.
+
+Durability settings: WAL journal, ``synchronous=FULL`` (a commit that returned survives
+a power cut), foreign keys on, a busy timeout for the uplink thread's connection.  The
+schema version lives in ``PRAGMA user_version``; each migration runs in its own
+transaction and a database newer than this code is refused.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edge.errors import StorageError
+
+MIGRATIONS: list[str] = [
+    # 1: device counters, outbox, local member deltas, cached member snapshots and rules
+    """
+    CREATE TABLE device (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        tenant TEXT NOT NULL,
+        store TEXT NOT NULL,
+        device TEXT NOT NULL,
+        next_seq INTEGER NOT NULL,
+        last_hash BLOB NOT NULL,
+        applied_through INTEGER NOT NULL DEFAULT 0,
+        applied_hash BLOB,
+        last_ack_ms INTEGER,
+        outbox_rows INTEGER NOT NULL DEFAULT 0,
+        outbox_bytes INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        record BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    CREATE TABLE member_delta (
+        seq INTEGER PRIMARY KEY,
+        member TEXT NOT NULL,
+        day TEXT NOT NULL,
+        points INTEGER NOT NULL,
+        wallet INTEGER NOT NULL,
+        spend INTEGER NOT NULL,
+        discount INTEGER NOT NULL,
+        earned INTEGER NOT NULL,
+        visits INTEGER NOT NULL,
+        info TEXT
+    );
+    CREATE INDEX member_delta_member ON member_delta (member);
+    CREATE TABLE member_snapshot (
+        member TEXT PRIMARY KEY,
+        doc TEXT NOT NULL,
+        as_of_ms INTEGER NOT NULL
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    """,
+]
+
+
+def connect(path: Path | str, *, migrate: bool = True) -> sqlite3.Connection:
+    """Open the database with the durability settings and bring its schema up to date."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=True)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if migrate:
+            _migrate(conn)
+    except sqlite3.DatabaseError as e:
+        raise StorageError(f"cannot open the terminal database {path}: {e}") from e
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StorageError(
+            f"database schema {version} is newer than this software "
+            f"({len(MIGRATIONS)}); refusing to touch it"
+        )
+    for v in range(version, len(MIGRATIONS)):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # re-check under the write lock: another process may have migrated meanwhile
+            if conn.execute("PRAGMA user_version").fetchone()[0] != v:
+                conn.execute("ROLLBACK")
+                continue
+            for stmt in MIGRATIONS[v].split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={v + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
