@@ -56,3 +56,14 @@ def run_py(
 def rules_doc() -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(RULES_PATH.read_text("utf-8"))
     return doc
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Any:
+    """A private Mosquitto on a free port, stopped after the test."""
+    from cloud_broker.local_broker import LocalMosquitto
+
+    b = LocalMosquitto(tmp_path / "mosquitto")
+    b.start()
+    yield b
+    b.stop()

@@ -1,0 +1,68 @@
+"""MQTT topics, all under ``loyalty/v1/{tenant}/``.  docs/protocol.md has the table.
+
+| topic | direction | QoS | retained | payload |
+|---|---|---|---|---|
+| records/{store}/{device} | device -> HO | 1 | no | a record (COSE_Sign1) |
+| ack/{device} | HO -> device | 1 | yes | CBOR {0: applied_through, 1: hash} |
+| gap/{device} | HO -> device | 1 | no | CBOR {0: [[first, last], ...]} |
+| rules | HO -> devices | 1 | yes | signed rules bundle |
+| snapshot/{store} | HO -> devices | 1 | yes | member balance snapshots |
+| status/{device} | device -> HO | 1 | yes | CBOR status; last will {0: "offline"} |
+| reconciled/{store} | HO -> consumers | 1 | no | reconciled stream entries |
+"""
+
+from __future__ import annotations
+
+from edge.errors import ConfigError
+
+ROOT = "loyalty/v1"
+
+
+def check_id(value: str, what: str) -> str:
+    """Ids appear in topic levels: no wildcards, separators or control characters."""
+    if not value or len(value) > 64:
+        raise ConfigError(what, "must be 1..64 characters")
+    for c in value:
+        if not (c.isascii() and (c.isalnum() or c in "-_.")):
+            raise ConfigError(what, f"{value!r} may only use ASCII letters, digits and - _ .")
+    return value
+
+
+def records(tenant: str, store: str, device: str) -> str:
+    return f"{ROOT}/{tenant}/records/{store}/{device}"
+
+
+def records_all(tenant: str = "+") -> str:
+    return f"{ROOT}/{tenant}/records/+/+"
+
+
+def ack(tenant: str, device: str) -> str:
+    return f"{ROOT}/{tenant}/ack/{device}"
+
+
+def gap(tenant: str, device: str) -> str:
+    return f"{ROOT}/{tenant}/gap/{device}"
+
+
+def rules(tenant: str) -> str:
+    return f"{ROOT}/{tenant}/rules"
+
+
+def snapshot(tenant: str, store: str) -> str:
+    return f"{ROOT}/{tenant}/snapshot/{store}"
+
+
+def status(tenant: str, device: str) -> str:
+    return f"{ROOT}/{tenant}/status/{device}"
+
+
+def reconciled(tenant: str, store: str) -> str:
+    return f"{ROOT}/{tenant}/reconciled/{store}"
+
+
+def parse_records(topic: str) -> tuple[str, str, str] | None:
+    """(tenant, store, device) of a records topic, or None if it is not one."""
+    parts = topic.split("/")
+    if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] != "records":
+        return None
+    return parts[2], parts[4], parts[5]

@@ -1,0 +1,382 @@
+"""Store-and-forward: ship the outbox to head office over MQTT, delete on application ack.
+
+One thread owns the paho client (all paho calls and callbacks happen in it); it runs
+its own ``select()`` over the MQTT socket and a wake-up socketpair, using paho's
+external-loop calls (``loop_read``/``loop_write``/``loop_misc``).  The loop:
+
+1. connect when disconnected, with capped exponential back-off; each connection uses a
+   fresh paho client with ``clean_start=False`` (edge.protocol.mqtt), a retained last
+   will ``status/{device} = offline``, and subscribes to ``ack/{device}`` (retained,
+   cumulative ``applied_through``) and ``gap/{device}``;
+2. publish outbox rows in seq order with QoS 1, at most ``window`` awaiting PUBACK;
+3. on an ack, delete the rows it covers (:meth:`OutboxView.ack`);
+4. on a gap request, re-send the rows named;
+5. if published rows stay unacknowledged for ``resend_after`` seconds, or after any
+   reconnect, start again from ``applied_through + 1``.
+
+A broker PUBACK is not delivery (brokers drop queued messages and snapshot their
+persistence periodically), so nothing is deleted on PUBACK; duplicates are possible and
+head office ignores them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from edge.backoff import Backoff
+from edge.errors import DecodeError, StorageError
+from edge.ledger_cache.outbox import Identity, OutboxView
+from edge.protocol import messages, topics
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+
+log = logging.getLogger("edge.uplink")
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkConfig:
+    broker: BrokerConfig
+    window: int = 64
+    resend_after: float = 20.0
+    poll_interval: float = 0.5
+    connect_timeout: float = 5.0
+
+
+class Uplink(threading.Thread):
+    def __init__(self, cfg: UplinkConfig, db_path: Path | str, identity: Identity) -> None:
+        super().__init__(name=f"uplink-{identity.device}", daemon=True)
+        self.cfg = cfg
+        self.identity = identity
+        self._db_path = db_path
+        self._stop_evt = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._woken = True
+        self._lock = threading.Lock()
+        self._status: dict[str, Any] = {
+            "connected": False,
+            "applied_through": 0,
+            "last_ack_ms": None,
+            "last_error": None,
+            "published": 0,
+            "resent": 0,
+        }
+        # state below is owned by the uplink thread
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._view: OutboxView | None = None
+        self._next = 1
+        self._inflight: dict[int, int] = {}
+        self._resend: set[int] = set()
+        self._applied = 0
+        self._last_progress = time.monotonic()
+        self._last_poll = 0.0
+        self._more = True
+        self._pending_ack: tuple[int, bytes | None] | None = None
+        self._backoff = Backoff(f"uplink to {cfg.broker.url}", log)
+        t = identity.tenant
+        self._records_topic = topics.records(t, identity.store, identity.device)
+        self._ack_topic = topics.ack(t, identity.device)
+        self._gap_topic = topics.gap(t, identity.device)
+        self._status_topic = topics.status(t, identity.device)
+
+    # -- public, thread-safe ------------------------------------------------------------
+
+    def notify(self) -> None:
+        """Tell the uplink a record was committed (it also polls on its own)."""
+        with contextlib.suppress(BlockingIOError, OSError):  # a wake-up is already pending
+            self._wake_w.send(b"\0")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop_evt.set()
+        self.notify()
+        self.join(timeout)
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            return dict(self._status)
+
+    def _set(self, **kw: Any) -> None:
+        with self._lock:
+            self._status.update(kw)
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        self._view = OutboxView(self._db_path)
+        try:
+            _, self._applied = self._view.counters()
+            self._set(applied_through=self._applied)
+            while not self._stop_evt.is_set():
+                if not self._connected:
+                    self._try_connect()
+                    if not self._connected:
+                        wait = self._backoff.next_try - time.monotonic()
+                        self._io(None, min(max(wait, 0.0), 0.2))
+                        continue
+                self._apply_ack()
+                self._pump()
+                busy = bool(self._resend) or (self._more and len(self._inflight) < self.cfg.window)
+                self._io(self._client, 0.0 if busy else self.cfg.poll_interval)
+        finally:
+            self._shutdown()
+            self._view.close()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _io(self, c: mqtt.Client | None, timeout: float) -> None:
+        """Wait for the MQTT socket or a wake-up, then let paho read, write, keep alive."""
+        sock = c.socket() if c is not None else None
+        rlist: list[Any] = [self._wake_r]
+        wlist: list[Any] = []
+        if sock is not None:
+            rlist.append(sock)
+            if c is not None and c.want_write():
+                wlist.append(sock)
+        try:
+            readable, writable, _ = select.select(rlist, wlist, [], timeout)
+        except (OSError, ValueError) as e:
+            if c is not None:
+                self._lost(f"select: {e}")
+            return
+        if self._wake_r in readable:
+            self._drain_wake()
+        if c is None or sock is None:
+            return
+        rc = mqtt.MQTT_ERR_SUCCESS
+        if sock in readable:
+            rc = c.loop_read()
+        if rc == mqtt.MQTT_ERR_SUCCESS and (sock in writable or c.want_write()):
+            rc = c.loop_write()
+        if rc == mqtt.MQTT_ERR_SUCCESS:
+            rc = c.loop_misc()
+        if rc != mqtt.MQTT_ERR_SUCCESS and self._client is c:
+            if self._connected:
+                self._lost(f"network: {mqtt.error_string(rc)}")
+            else:
+                self._drop_client()
+
+    def _try_connect(self) -> None:
+        if not self._backoff.ready():
+            return
+        if self._client is not None:
+            self._drop_client()
+        will = messages.encode_status("offline", "lost")
+        c = new_client(
+            self.cfg.broker, self.identity.device, will_topic=self._status_topic, will_payload=will
+        )
+        # our window == paho's in-flight limit, so paho never queues in memory
+        c.max_inflight_messages_set(self.cfg.window)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        c.connect_timeout = self.cfg.connect_timeout
+        self._client = c
+        try:
+            connect(c, self.cfg.broker)
+        except OSError as e:
+            self._set(last_error=str(e))
+            self._backoff.failed(str(e))
+            self._drop_client()
+            return
+        # CONNACK arrives through loop(); give it a moment without blocking stop()
+        deadline = time.monotonic() + self.cfg.connect_timeout
+        while not self._connected and time.monotonic() < deadline and self._client is not None:
+            if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                break
+            if self._stop_evt.is_set():
+                return
+        if not self._connected:
+            self._backoff.failed("no CONNACK from the broker")
+            self._drop_client()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while self._wake_r.recv(4096):
+                pass
+        self._woken = True
+
+    def _drop_client(self) -> None:
+        c = self._client
+        self._client = None
+        self._connected = False
+        if c is not None:
+            sock = c.socket()
+            if sock is not None:
+                try:
+                    sock.close()
+                except OSError:
+                    log.debug("closing the old MQTT socket failed", exc_info=True)
+
+    def _lost(self, reason: str) -> None:
+        log.warning("connection to %s lost: %s", self.cfg.broker.url, reason)
+        self._set(connected=False, last_error=reason)
+        self._backoff.failed(reason)
+        self._drop_client()
+
+    # -- paho callbacks (run in this thread, inside loop()) --------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._set(last_error=f"refused: {reason}")
+            log.error("broker %s refused the connection: %s", self.cfg.broker.url, reason)
+            return
+        self._connected = True
+        self._backoff.succeeded()
+        client.subscribe([(self._ack_topic, 1), (self._gap_topic, 1)])
+        assert self._view is not None
+        last, self._applied = self._view.counters()
+        client.publish(
+            self._status_topic,
+            messages.encode_status(
+                "online",
+                depth=max(0, last - self._applied),
+                applied_through=self._applied,
+                wall_ms=int(time.time() * 1000),
+            ),
+            qos=1,
+            retain=True,
+        )
+        self._inflight.clear()
+        self._next = self._applied + 1
+        self._last_progress = time.monotonic()
+        self._set(connected=True, last_error=None, applied_through=self._applied)
+        log.info(
+            "connected to %s; %d records to send", self.cfg.broker.url, max(0, last - self._applied)
+        )
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if self._connected:
+            self._connected = False
+            self._set(connected=False, last_error=f"disconnected: {reason}")
+            log.warning("disconnected from %s: %s", self.cfg.broker.url, reason)
+            self._backoff.failed(str(reason))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        self._inflight.pop(mid, None)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == self._ack_topic:
+                self._handle_ack(bytes(msg.payload))
+            elif msg.topic == self._gap_topic:
+                self._handle_gap(bytes(msg.payload))
+        except DecodeError as e:
+            log.error("ignored a malformed message on %s: %s", msg.topic, e)
+
+    def _handle_ack(self, payload: bytes) -> None:
+        # acks are cumulative: keep the highest and apply it once per loop iteration
+        applied, h = messages.decode_ack(payload)
+        if self._pending_ack is None or applied >= self._pending_ack[0]:
+            self._pending_ack = (applied, h)
+
+    def _apply_ack(self) -> None:
+        if self._pending_ack is None:
+            return
+        applied, h = self._pending_ack
+        self._pending_ack = None
+        assert self._view is not None
+        try:
+            deleted = self._view.ack(applied, h, int(time.time() * 1000))
+        except StorageError as e:
+            log.error("ignored an ack that does not match this device's records: %s", e)
+            return
+        if applied > self._applied:
+            self._applied = applied
+            self._last_progress = time.monotonic()
+            self._next = max(self._next, applied + 1)
+        self._set(applied_through=self._applied, last_ack_ms=int(time.time() * 1000))
+        if deleted:
+            log.debug("head office applied through %d; %d records deleted", applied, deleted)
+
+    def _handle_gap(self, payload: bytes) -> None:
+        ranges = messages.decode_gap(payload)
+        before = len(self._resend)
+        for a, b in ranges:
+            self._resend.update(range(max(a, self._applied + 1), min(b, a + 10_000) + 1))
+        log.info(
+            "head office asks again for records %s (%d queued)", ranges, len(self._resend) - before
+        )
+
+    # -- publishing -----------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        c = self._client
+        view = self._view
+        assert c is not None and view is not None
+        now = time.monotonic()
+        room = self.cfg.window - len(self._inflight)
+        if room <= 0:
+            return
+        if self._resend:
+            batch = sorted(self._resend)[:room]
+            self._resend.difference_update(batch)
+            for seq, raw in view.get([s for s in batch if s > self._applied]):
+                self._publish(c, seq, raw)
+                self._set(resent=self._status["resent"] + 1)
+            return
+        if (
+            self._next > self._applied + 1
+            and now - self._last_progress > self.cfg.resend_after
+            and not self._inflight
+        ):
+            log.info(
+                "no application ack for %.0fs; resending from seq %d",
+                now - self._last_progress,
+                self._applied + 1,
+            )
+            self._next = self._applied + 1
+            self._last_progress = now
+        # read the outbox when told a record was committed, when the last read filled the
+        # window (there may be more), or every poll_interval in case a notify was missed
+        if not (self._woken or self._more or now - self._last_poll >= self.cfg.poll_interval):
+            return
+        self._woken = False
+        self._last_poll = now
+        rows = view.pending(self._next - 1, room)
+        self._more = len(rows) == room
+        for seq, raw in rows:
+            self._publish(c, seq, raw)
+            self._next = seq + 1
+
+    def _publish(self, c: mqtt.Client, seq: int, raw: bytes) -> None:
+        info = c.publish(self._records_topic, raw, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self._lost(f"publish failed: {mqtt.error_string(info.rc)}")
+            return
+        self._inflight[info.mid] = seq
+        self._set(published=self._status["published"] + 1)
+
+    def _shutdown(self) -> None:
+        c = self._client
+        if c is not None and self._connected:
+            self._connected = False  # a clean stop is not a lost connection
+            try:
+                info = c.publish(
+                    self._status_topic,
+                    messages.encode_status("offline", "stopped"),
+                    qos=1,
+                    retain=True,
+                )
+                deadline = time.monotonic() + 2.0
+                while not info.is_published() and time.monotonic() < deadline:
+                    c.loop(timeout=0.05)
+                c.disconnect()
+                c.loop(timeout=0.1)
+            except (OSError, RuntimeError, ValueError):
+                log.debug("clean disconnect failed", exc_info=True)
+        self._drop_client()
+        self._set(connected=False)

@@ -1,0 +1,243 @@
+"""The uplink against a real Mosquitto: outages, restarts, gaps, resends, last will."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_broker.local_broker import LocalMosquitto
+from edge.protocol import messages, topics
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+from edge.protocol.uplink import Uplink, UplinkConfig
+from tests.conftest import ROOT
+from tests.helpers.acker import Acker
+from tests.helpers.device import Device, commit_sale, make_device
+
+
+def _uplink(dev: Device, broker: LocalMosquitto, **kw: Any) -> Uplink:
+    cfg = UplinkConfig(BrokerConfig.from_url(broker.url, keepalive=5), **kw)
+    up = Uplink(cfg, dev.db, dev.identity)
+    up.start()
+    return up
+
+
+def _wait(cond: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _assert_all_arrived(acker: Acker, dev: Device, n: int) -> None:
+    assert acker.wait_applied(dev.id, n), f"applied {acker.applied(dev.id)} of {n}"
+    st = acker.devices[dev.id]
+    assert sorted(st.seen) == list(range(1, n + 1))
+    assert st.chain_ok
+    assert acker.bad == []
+    assert _wait(lambda: dev.outbox.status()["depth"] == 0, 10), dev.outbox.status()
+
+
+def test_backlog_arrives_and_outbox_drains(tmp_path: Path, broker: LocalMosquitto) -> None:
+    dev = make_device(tmp_path)
+    for i in range(300):
+        commit_sale(dev, i)
+    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+    up = _uplink(dev, broker)
+    try:
+        _assert_all_arrived(acker, dev, 300)
+        assert up.status()["connected"] and up.status()["applied_through"] == 300
+    finally:
+        up.stop()
+        acker.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_broker_killed_and_restarted_mid_stream(
+    tmp_path: Path, broker: LocalMosquitto, sig: int
+) -> None:
+    dev = make_device(tmp_path)
+    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+    up = _uplink(dev, broker, resend_after=2.0)
+    done = threading.Event()
+    restarts = [0]
+
+    def outages() -> None:  # the broker dies three times while the till works
+        for _ in range(3):
+            time.sleep(0.6)
+            broker.restart(sig, down_for=0.5)
+            restarts[0] += 1
+        time.sleep(0.5)
+        done.set()
+
+    t = threading.Thread(target=outages)
+    t.start()
+    written = 0
+    try:
+        while not done.is_set():  # the checkout keeps committing through the outages
+            commit_sale(dev, written)
+            up.notify()
+            written += 1
+            time.sleep(0.003)
+        t.join()
+        assert restarts[0] == 3
+        _assert_all_arrived(acker, dev, written)
+        assert written > 300
+        assert acker.devices[dev.id].deliveries >= written  # duplicates are harmless
+    finally:
+        t.join()
+        up.stop()
+        acker.stop()
+
+
+def test_offline_for_a_stretch_then_catch_up(tmp_path: Path, broker: LocalMosquitto) -> None:
+    dev = make_device(tmp_path)
+    broker.kill()
+    up = _uplink(dev, broker)
+    for i in range(400):
+        commit_sale(dev, i)
+        up.notify()
+    time.sleep(0.5)
+    assert not up.status()["connected"]
+    assert dev.outbox.status()["depth"] == 400
+    broker.start()
+    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+    try:
+        _assert_all_arrived(acker, dev, 400)
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_gap_requests_are_answered(tmp_path: Path, broker: LocalMosquitto) -> None:
+    dev = make_device(tmp_path)
+    for i in range(100):
+        commit_sale(dev, i)
+    # head office "loses" the first delivery of every 7th record and asks for the gap
+    acker = Acker(
+        broker.url,
+        {dev.id: dev.key.public_key()},
+        drop=lambda _d, seq, nth: seq % 7 == 0 and nth == 1,
+    ).start()
+    up = _uplink(dev, broker, resend_after=60.0)
+    try:
+        _assert_all_arrived(acker, dev, 100)
+        assert up.status()["resent"] > 0
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_silence_from_head_office_means_resend(tmp_path: Path, broker: LocalMosquitto) -> None:
+    dev = make_device(tmp_path)
+    for i in range(20):
+        commit_sale(dev, i)
+    acker = Acker(
+        broker.url,
+        {dev.id: dev.key.public_key()},
+        ask_gaps=False,
+        drop=lambda _d, seq, nth: seq == 5 and nth == 1,
+    ).start()
+    up = _uplink(dev, broker, resend_after=1.0)
+    try:
+        _assert_all_arrived(acker, dev, 20)
+        assert acker.devices[dev.id].deliveries > 20
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_malformed_or_foreign_acks_change_nothing(
+    tmp_path: Path, broker: LocalMosquitto, caplog: pytest.LogCaptureFixture
+) -> None:
+    dev = make_device(tmp_path)
+    for i in range(10):
+        commit_sale(dev, i)
+    caplog.set_level(logging.ERROR, "edge.uplink")
+    up = _uplink(dev, broker)
+    pub = new_client(BrokerConfig.from_url(broker.url), "evil")
+    connect(pub, BrokerConfig.from_url(broker.url))
+    pub.loop_start()
+    try:
+        ack_topic = topics.ack("acme", dev.id)
+        bad = (
+            b"\xff\x00garbage",
+            messages.encode_ack(50, None),
+            messages.encode_ack(3, b"\x01" * 32),
+        )
+        for i, payload in enumerate(bad, 1):
+            # retained, as head office's acks are, so it reaches the uplink whenever it subscribes
+            pub.publish(ack_topic, payload, qos=1, retain=True).wait_for_publish(5)
+            assert _wait(lambda i=i: sum("ignored" in r.message for r in caplog.records) >= i, 10)
+        assert dev.outbox.status()["depth"] == 10
+        assert up.is_alive()
+    finally:
+        pub.loop_stop()
+        up.stop()
+
+
+UPLINK_SCRIPT = """
+import sys, time
+from pathlib import Path
+from edge.ledger_cache.outbox import Identity
+from edge.protocol.mqtt import BrokerConfig
+from edge.protocol.uplink import Uplink, UplinkConfig
+up = Uplink(UplinkConfig(BrokerConfig.from_url(sys.argv[1], keepalive=2)), Path(sys.argv[2]),
+            Identity("acme", "s1", "dev-1"))
+up.start()
+while not up.status()["connected"]:
+    time.sleep(0.05)
+print("connected", flush=True)
+time.sleep(60)
+"""
+
+
+def test_retained_status_and_last_will(tmp_path: Path, broker: LocalMosquitto) -> None:
+    dev = make_device(tmp_path)
+    seen: list[dict[str, Any]] = []
+    cfg = BrokerConfig.from_url(broker.url)
+    watcher = new_client(cfg, "watcher")
+    watcher.on_message = lambda _c, _u, m: seen.append(messages.decode_status(m.payload))
+    connect(watcher, cfg)
+    watcher.subscribe(topics.status("acme", dev.id), qos=1)
+    watcher.loop_start()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", UPLINK_SCRIPT, broker.url, str(dev.db)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"connected"
+        assert _wait(lambda: any(s["state"] == "online" for s in seen), 10)
+        proc.send_signal(signal.SIGKILL)  # a power cut: the broker publishes the will
+        proc.wait(5)
+        assert _wait(lambda: seen[-1]["state"] == "offline", 15), seen
+        assert seen[-1].get("reason") == "lost"
+    finally:
+        proc.kill()
+        watcher.loop_stop()
+    up = _uplink(dev, broker)
+    sub = new_client(cfg, "watcher2")
+    got: list[dict[str, Any]] = []
+    sub.on_message = lambda _c, _u, m: got.append(messages.decode_status(m.payload))
+    connect(sub, cfg)
+    sub.subscribe(topics.status("acme", dev.id), qos=1)
+    sub.loop_start()
+    try:
+        assert _wait(lambda: bool(got) and got[-1]["state"] == "online", 10)
+        up.stop()  # a clean stop says so
+        assert _wait(
+            lambda: got[-1]["state"] == "offline" and got[-1].get("reason") == "stopped", 10
+        ), got
+    finally:
+        sub.loop_stop()
