@@ -131,19 +131,17 @@ def _print_quote(s: dict[str, Any], rs: RuleSet, out: list[str]) -> list[str]:
         member = {"ref": ref, **s["member"]}
     q = quote(rs, s["basket"], member, t)
     out.append("-" * 78)
-    for ln in q["lines"]:
-        out.append(
-            f"  {ln['qty']:>2} x {ln['sku']:<20} {group(ln['gross']):>14}"
-            f"  -{group(ln['discount']):>11}  = {group(ln['net']):>12}"
-        )
+    out.extend(
+        f"  {ln['qty']:>2} x {ln['sku']:<20} {group(ln['gross']):>14}"
+        f"  -{group(ln['discount']):>11}  = {group(ln['net']):>12}"
+        for ln in q["lines"]
+    )
     out.append("-" * 78)
     for a in q["applied"]:
         out.append(f"  * {a['en']}")
         out.append(f"    {a['fa']}")
-    for c in q["coupons_rejected"]:
-        out.append(f"  ! {c['code']}: {c['en']} / {c['fa']}")
-    for n in q["notices"]:
-        out.append(f"  ! {n['en']} / {n['fa']}")
+    out.extend(f"  ! {c['code']}: {c['en']} / {c['fa']}" for c in q["coupons_rejected"])
+    out.extend(f"  ! {n['en']} / {n['fa']}" for n in q["notices"])
     out.append("-" * 78)
     out.append(f"  subtotal {rials_en(q['subtotal']):>22}   جمع کل {rials_fa(q['subtotal'])}")
     out.append(f"  discount {rials_en(q['discount']):>22}   تخفیف {rials_fa(q['discount'])}")

@@ -21,6 +21,19 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "MicroPython within 5x).  `matching_rules` is how many rules the basket's SKUs and "
         "categories select: the cost follows it, not the size of the rule set.",
     ),
+    "test_bench_outbox": (
+        "Outbox: sign and durable commit",
+        "One `Outbox.commit`: allocate seq, build the payload, Ed25519-sign, insert, update "
+        "counters and the member delta, in one SQLite transaction with WAL and "
+        "`synchronous=FULL` (an fsync per commit).  `sign_only` is the signature alone.",
+    ),
+    "test_bench_uplink": (
+        "Uplink: draining a backlog after an outage",
+        "10,000 records waiting in the outbox when the broker comes back, shipped by the "
+        "uplink to a private Mosquitto.  The raw paho figure is plain QoS 1 publishing of "
+        "messages of the same size with the same in-flight window, measured in the same run: "
+        "the limit the uplink is up against.",
+    ),
 }
 
 
