@@ -1,17 +1,20 @@
 """Refund and void quotes (MicroPython subset).
 
-A refund reverses a sale pro rata per unit: for every per-line figure X of the sale
-(gross, discount, wallet, paid, points earned, points redeemed, cashback) the units
-refunded so far take ``X * after // qty - X * before // qty``, where ``before`` and
-``after`` are the units of that line refunded before and after this refund.  The
-parts telescope: refunding every unit, in one go or in several, returns exactly X,
-never more.  A refund cannot itself be refunded.
+A refund reverses a sale pro rata per unit: for the per-line figures X of the sale
+(gross, net, paid, points earned, points redeemed, cashback) the units refunded so far
+take ``X * after // qty - X * before // qty``, where ``before`` and ``after`` are the
+units of that line refunded before and after this refund.  The parts telescope:
+refunding every unit, in one go or in several, returns exactly X, never more.  Discount
+and wallet parts are derived (gross - net, net - paid), so every refund satisfies
+``refunded = gross - discount - wallet`` exactly, like a sale.  A refund cannot itself
+be refunded.
 """
 
 from edge.core.errors import RefundError
 from edge.core.text import group, num_fa, rials_en, rials_fa
 
 _COLUMNS = ("gross", "discount", "net", "wallet", "paid", "points", "redeemed", "cashback")
+_TELESCOPED = ("gross", "net", "paid", "points", "redeemed", "cashback")
 
 
 def _fail(field, en, fa):
@@ -102,11 +105,13 @@ def refund(sale, request, prior=None, kind="refund"):
                 "تعداد مرجوعی بیشتر از تعداد خریداری‌شده است.",
             )
         part = {"line": i, "sku": ln.get("sku"), "qty": want[i]}
-        for c in _COLUMNS:
+        for c in _TELESCOPED:
             x = ln[c]
-            v = x * a // qty - x * b // qty
-            part[c] = v
-            totals[c] += v
+            part[c] = x * a // qty - x * b // qty
+        part["discount"] = part["gross"] - part["net"]
+        part["wallet"] = part["net"] - part["paid"]
+        for c in _COLUMNS:
+            totals[c] += part[c]
         out_lines.append(part)
     result = {
         "type": kind,
