@@ -68,6 +68,7 @@ KINDS = {
 DEFAULT_PRIORITY = {"basket_threshold": 200, "coupon": 200, "birthday": 200}
 
 _WHEN_FIELDS = ("dates", "weekdays", "hours", "tiers", "stores", "min_subtotal", "members_only")
+_POLICY_FIELDS = ("points_expiry_days", "offline_points_limit", "offline_wallet_limit")
 _LIMIT_FIELDS = (
     "line_discount_bp",
     "txn_discount_bp",
@@ -215,6 +216,7 @@ class RuleSet:
         self.tiers = []
         self.window_days = 365
         self.limits = {}
+        self.policy = {}
         self.rules = []  # sorted by (phase, priority, id)
         self.by_id = {}
         self.by_sku = {}  # sku -> [Rule] (ordinal order)
@@ -502,7 +504,17 @@ def compile_rules(doc):
     _check_fields(
         "bundle",
         doc,
-        ("schema", "version", "tenant", "currency", "tiers", "limits", "groups", "rules"),
+        (
+            "schema",
+            "version",
+            "tenant",
+            "currency",
+            "tiers",
+            "limits",
+            "policy",
+            "groups",
+            "rules",
+        ),
     )
     if doc.get("schema", 1) != 1:
         raise _fail(
@@ -530,6 +542,17 @@ def compile_rules(doc):
         "member_daily_points": _int(
             "limits", lim, "member_daily_points", 1, MAX_POINTS, MAX_POINTS
         ),
+    }
+    pol = doc.get("policy", {})
+    _check_fields("policy", pol, _POLICY_FIELDS)
+    rs.policy = {
+        # 0 = points never expire
+        "points_expiry_days": _int("policy", pol, "points_expiry_days", 0, 36600, 365),
+        # what a terminal may let a member spend beyond head office's last snapshot while
+        # offline; head office accepts overdrafts up to these with a warning, beyond with
+        # a critical alert, and never drops a paid sale
+        "offline_points_limit": _int("policy", pol, "offline_points_limit", 0, MAX_POINTS, 0),
+        "offline_wallet_limit": _int("policy", pol, "offline_wallet_limit", 0, MAX_AMOUNT, 0),
     }
     groups = _compile_groups(doc)
     raw_rules = doc.get("rules", [])

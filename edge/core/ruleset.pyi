@@ -41,8 +41,10 @@ class RuleSet:
     tiers: list[Tier]
     window_days: int
     limits: dict[str, int]
+    policy: dict[str, int]
     rules: list[Rule]
     by_id: dict[str, Rule]
+    by_code: dict[str, Rule]
     doc: dict[str, Any]
     def tier(self, tier_id: str) -> Tier | None: ...
     def tier_for_spend(self, spend: int) -> Tier: ...
