@@ -198,8 +198,14 @@ def decode(
     allowed_tags: frozenset[int] = frozenset(),
     max_size: int = MAX_SIZE,
     max_depth: int = MAX_DEPTH,
+    typed: bool = False,
 ) -> Any:
-    """Decode exactly one canonical CBOR item from ``data`` or raise DecodeError."""
+    """Decode exactly one canonical CBOR item from ``data`` or raise DecodeError.
+
+    ``typed=True`` skips the walk that refuses floats, bignums, other tags and deep
+    nesting on the fast path: only for callers that then check the type of every value
+    themselves (record payloads: edge.protocol.record.validate does).
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise DecodeError("bad_type", f"expected bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -209,7 +215,8 @@ def decode(
         raise DecodeError("truncated", "no data")
     try:
         value = cbor2.loads(data)
-        _check(value, 0, allowed_tags, max_depth)
+        if not typed:
+            _check(value, 0, allowed_tags, max_depth)
         if cbor2.dumps(value, canonical=True) == data:
             return value
     except Exception:  # noqa: BLE001, S110 - any doubt: the strict decoder names the problem

@@ -91,8 +91,53 @@ class Sign1:
             ) from None
 
 
+_PREFIX = b"\xd2\x84\x43\xa1\x01\x27\xa1\x04"  # 18([h'a10127', {4: ...
+
+
+def _bstr(data: bytes, pos: int) -> tuple[bytes, int] | None:
+    """A byte string with a shortest-form head at ``pos``, or None (let the strict
+    decoder explain)."""
+    if pos >= len(data):
+        return None
+    ib = data[pos]
+    if 0x40 <= ib <= 0x57:
+        n, pos = ib - 0x40, pos + 1
+    elif ib == 0x58 and pos + 1 < len(data) and data[pos + 1] >= 24:
+        n, pos = data[pos + 1], pos + 2
+    elif ib == 0x59 and pos + 2 < len(data):
+        n = int.from_bytes(data[pos + 1 : pos + 3], "big")
+        if n < 0x100:
+            return None
+        pos += 3
+    else:
+        return None
+    if pos + n > len(data):
+        return None
+    return data[pos : pos + n], pos + n
+
+
+def _fast(data: bytes) -> Sign1 | None:
+    """The exact shape the terminal emits, checked byte by byte; None for anything else."""
+    if not data.startswith(_PREFIX):
+        return None
+    kid = _bstr(data, len(_PREFIX))
+    if kid is None or not 0 < len(kid[0]) <= 64:
+        return None
+    payload = _bstr(data, kid[1])
+    if payload is None:
+        return None
+    pos = payload[1]
+    if len(data) != pos + 66 or data[pos : pos + 2] != b"\x58\x40":
+        return None
+    return Sign1(PROTECTED, kid[0], payload[0], data[pos + 2 :])
+
+
 def parse(data: bytes, max_size: int = cbor.MAX_SIZE) -> Sign1:
     """Strictly decode a tagged COSE_Sign1 message of the EdDSA profile."""
+    if type(data) is bytes and len(data) <= max_size:
+        fast = _fast(data)
+        if fast is not None:
+            return fast
     msg = cbor.decode(data, allowed_tags=_TAGS, max_size=max_size)
     if type(msg) is not cbor2.CBORTag or msg.tag != COSE_SIGN1_TAG:
         raise SignatureError("not_cose_sign1", "expected a tagged COSE_Sign1 (tag 18)")

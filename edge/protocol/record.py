@@ -104,7 +104,8 @@ class Sealer:
 def parse(raw: bytes) -> Unverified:
     """Decode and check a record's structure and schema; the signature is not checked."""
     sign1 = cose.parse(raw, max_size=MAX_RECORD)
-    payload = cbor.decode(sign1.payload, max_size=MAX_RECORD)
+    # typed=True: validate() below checks the type of every value in the payload
+    payload = cbor.decode(sign1.payload, max_size=MAX_RECORD, typed=True)
     validate(payload)
     if sign1.kid != str(payload[R.K_DEVICE]).encode("utf-8"):
         raise SignatureError(
@@ -153,7 +154,7 @@ def _map(v: Any, where: str, allowed: range | tuple[int, ...]) -> dict[int, Any]
     if type(v) is not dict:
         raise _fail("bad_field", f"{where} must be a map")
     for k in v:
-        if k not in allowed:
+        if type(k) is not int or k not in allowed:  # 1.0 == 1 and True == 1 in Python
             raise _fail("unknown_key", f"{where} has an unknown key {k!r}")
     return v
 
@@ -185,12 +186,12 @@ def validate(p: Any) -> None:
     if type(p) is not dict:
         raise _fail("bad_payload", "the payload must be a map")
     for k in p:
-        if k not in _ALL_KEYS:
+        if type(k) is not int or k not in _ALL_KEYS:
             raise _fail("unknown_key", f"unknown payload key {k!r}")
     for k in _COMMON_REQUIRED:
         if k not in p:
             raise _fail("missing_field", f"payload key {k} is required")
-    if p[R.K_V] != R.SCHEMA:
+    if type(p[R.K_V]) is not int or p[R.K_V] != R.SCHEMA:
         raise _fail("bad_version", f"schema version {p[R.K_V]!r}, this code reads {R.SCHEMA}")
     kind = p[R.K_TYPE]
     if kind not in R.TYPES:
@@ -198,8 +199,8 @@ def validate(p: Any) -> None:
     _text(p[R.K_TENANT], "tenant")
     _text(p[R.K_STORE], "store")
     _text(p[R.K_DEVICE], "device")
-    if type(p[R.K_SEQ]) is not int or p[R.K_SEQ] < 1:
-        raise _fail("bad_field", "seq must be an integer >= 1")
+    if type(p[R.K_SEQ]) is not int or not 1 <= p[R.K_SEQ] < 2**63:
+        raise _fail("bad_field", "seq must be an integer in 1..2**63-1")
     if type(p[R.K_PREV]) is not bytes or len(p[R.K_PREV]) != _HASH_LEN:
         raise _fail("bad_field", "prev must be a 32-byte hash")
     if p[R.K_SEQ] == 1 and p[R.K_PREV] != R.ZERO_HASH:
@@ -231,7 +232,15 @@ def validate(p: Any) -> None:
             if k in p:
                 raise _fail("unknown_key", f"a {kind} record carries no key {k}")
         if R.K_EXTRA in p:
-            _map(p[R.K_EXTRA], "extra", range(16))
+            for k, v in _map(p[R.K_EXTRA], "extra", range(16)).items():
+                if type(v) is int:
+                    _int(v, f"extra.{k}")
+                elif type(v) is str:
+                    _text(v, f"extra.{k}", 200, empty=True)
+                elif v is not None and type(v) is not bool and type(v) is not bytes:
+                    raise _fail(
+                        "bad_field", f"extra.{k} must be an integer, text, bytes, a boolean or null"
+                    )
 
 
 def _validate_bank(b: Any) -> None:

@@ -181,3 +181,51 @@ def test_cose_profile_violations(tmp_path: Path, build: Any, code: str) -> None:
     with pytest.raises(SignatureError) as info:
         cose.parse(build(s))
     assert info.value.code == code
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.__setitem__(R.K_V, 1.0),  # equal to 1 in Python, still a float
+        lambda p: p[R.K_AMOUNTS].__setitem__(0, float(p[R.K_AMOUNTS][0])),
+        lambda p: p.__setitem__(R.K_OFFLINE, 0),
+        lambda p: p[R.K_TIME].__setitem__(1, 210.0),
+        lambda p: p.__setitem__(1.0, p.pop(R.K_TYPE)),  # a float key that equals 1
+        lambda p: p[R.K_LINES][0].__setitem__(True, p[R.K_LINES][0].pop(1)),
+        lambda p: p.__setitem__(R.K_BASKET, 12.5),
+        lambda p: p.__setitem__(R.K_SEQ, 2**64),  # a bignum
+    ],
+)
+def test_typed_fast_path_still_refuses_wrong_types(tmp_path: Path, mutate: Any) -> None:
+    import cbor2
+
+    dev = make_device(tmp_path)
+    p = copy.deepcopy(commit_sale(dev).payload)
+    mutate(p)
+    data = cbor2.dumps(p, canonical=True)  # our encoder would refuse to write these
+    raw = cose.sign1(data, dev.key, dev.id.encode())
+    with pytest.raises((RecordError, DecodeError)):
+        parse(raw)
+
+
+def test_envelope_fast_path_agrees_with_the_strict_decoder(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    for r in commit_all_types(dev):
+        fast = cose._fast(r.raw)
+        assert fast is not None
+        msg = cbor.decode(r.raw, allowed_tags=frozenset({18}))
+        assert [fast.protected, {4: fast.kid}, fast.payload, fast.signature] == msg.value
+    # non-minimal length heads take the strict path and are refused there
+    s = cose.parse(commit_sale(dev).raw)
+    odd = (
+        b"\xd2\x84\x43\xa1\x01\x27\xa1\x04\x58\x05dev-1"
+        + b"\x59"
+        + len(s.payload).to_bytes(2, "big")
+        + s.payload
+        + b"\x58\x40"
+        + s.signature
+    )
+    assert cose._fast(odd) is None
+    with pytest.raises(DecodeError) as info:
+        cose.parse(odd)
+    assert info.value.code == "non_minimal"
