@@ -6,7 +6,7 @@
 | ack/{device} | HO -> device | 1 | yes | CBOR {0: applied_through, 1: hash} |
 | gap/{device} | HO -> device | 1 | no | CBOR {0: [[first, last], ...]} |
 | rules | HO -> devices | 1 | yes | signed rules bundle |
-| snapshot/{store} | HO -> devices | 1 | yes | member balance snapshots |
+| snapshot | HO -> devices | 1 | no | member balance snapshots (edge.protocol.snapshots) |
 | status/{device} | device -> HO | 1 | yes | CBOR status; last will {0: "offline"} |
 | reconciled/{store} | HO -> consumers | 1 | no | reconciled stream entries |
 """
@@ -48,8 +48,8 @@ def rules(tenant: str) -> str:
     return f"{ROOT}/{tenant}/rules"
 
 
-def snapshot(tenant: str, store: str) -> str:
-    return f"{ROOT}/{tenant}/snapshot/{store}"
+def snapshot(tenant: str) -> str:
+    return f"{ROOT}/{tenant}/snapshot"
 
 
 def status(tenant: str, device: str) -> str:

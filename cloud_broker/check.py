@@ -1,0 +1,169 @@
+"""``ledger check``: the invariants of the master ledger, each a query.
+
+1. every journal's entries add up to zero per unit;
+2. every member's points equal the sum of their lots and of their points entries, and
+   their wallet equals the sum of their wallet entries;
+3. every lot's remaining equals the sum of its moves; earned lots stay within
+   0..earned, overdraft lots at or below zero;
+4. every device's records are contiguous from 1 to ``applied_through`` and each one's
+   ``prev`` is the hash of the one before (seq 1: zeros); its ``last_hash`` is the hash
+   of its last applied record; nothing is held at or below ``applied_through``;
+5. every applied record has its journal.
+
+Each failure is reported with the rows that break it (up to ``limit`` of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cloud_broker.db import Database, Tx
+from edge.core import record as R
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    invariant: str
+    detail: str
+
+
+def _rows(tx: Tx, sql: str, limit: int) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in tx.all(sql + f" LIMIT {int(limit)}")]
+
+
+def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]:
+    def run(tx: Tx) -> tuple[list[Failure], dict[str, int]]:
+        out: list[Failure] = []
+
+        def fail(name: str, rows: list[tuple[object, ...]], fmt: str) -> None:
+            out.extend(Failure(name, fmt.format(*r)) for r in rows)
+
+        fail(
+            "journals balance",
+            _rows(
+                tx,
+                "SELECT journal_id, unit, SUM(amount) FROM entries GROUP BY journal_id, unit "
+                "HAVING SUM(amount) != 0",
+                limit,
+            ),
+            "journal {0}: {1} entries add up to {2}",
+        )
+        fail(
+            "member points = lots",
+            _rows(
+                tx,
+                "SELECT m.member, m.points, COALESCE(SUM(l.remaining), 0) FROM members m "
+                "LEFT JOIN lots l ON l.member = m.member GROUP BY m.member, m.points "
+                "HAVING m.points != COALESCE(SUM(l.remaining), 0)",
+                limit,
+            ),
+            "member {0}: balance {1}, lots {2}",
+        )
+        for unit, col in (("PTS", "points"), ("IRR", "wallet")):
+            fail(
+                f"member {col} = entries",
+                _rows(
+                    tx,
+                    f"SELECT m.member, m.{col}, COALESCE(e.total, 0) FROM members m LEFT JOIN "
+                    f"(SELECT account, SUM(amount) AS total FROM entries WHERE unit = '{unit}' "
+                    "AND account LIKE 'M:%' GROUP BY account) e ON e.account = "
+                    f"('M:' || m.member || ':{unit}') WHERE m.{col} != COALESCE(e.total, 0)",
+                    limit,
+                ),
+                f"member {{0}}: {col} {{1}}, entries {{2}}",
+            )
+        fail(
+            "lot = its moves",
+            _rows(
+                tx,
+                "SELECT l.id, l.remaining, COALESCE(SUM(mv.points), 0) FROM lots l LEFT JOIN "
+                "lot_moves mv ON mv.lot_id = l.id GROUP BY l.id, l.remaining "
+                "HAVING l.remaining != COALESCE(SUM(mv.points), 0)",
+                limit,
+            ),
+            "lot {0}: remaining {1}, moves add up to {2}",
+        )
+        fail(
+            "lot bounds",
+            _rows(
+                tx,
+                "SELECT id, kind, remaining, earned FROM lots WHERE (kind = 'overdraft' AND "
+                "remaining > 0) OR (kind != 'overdraft' AND (remaining < 0 OR remaining > earned))",
+                limit,
+            ),
+            "lot {0} ({1}): remaining {2} of {3}",
+        )
+        fail(
+            "applied_through contiguous",
+            _rows(
+                tx,
+                "SELECT d.device, d.applied_through, COUNT(r.seq), COALESCE(MAX(r.seq), 0) "
+                "FROM devices d LEFT JOIN records r ON r.device = d.device GROUP BY d.device, "
+                "d.applied_through HAVING COUNT(r.seq) != d.applied_through OR "
+                "COALESCE(MAX(r.seq), 0) != d.applied_through",
+                limit,
+            ),
+            "device {0}: applied_through {1}, {2} records, highest seq {3}",
+        )
+        fail(
+            "hash chain",
+            _rows(
+                tx,
+                "SELECT r.device, r.seq FROM records r LEFT JOIN records p ON p.device = "
+                "r.device AND p.seq = r.seq - 1 WHERE (r.seq = 1 AND r.prev != ?) OR "
+                "(r.seq > 1 AND (p.hash IS NULL OR p.hash != r.prev))".replace("?", _zero(tx)),
+                limit,
+            ),
+            "device {0} seq {1}: prev is not the previous record's hash",
+        )
+        fail(
+            "last hash",
+            _rows(
+                tx,
+                "SELECT d.device FROM devices d JOIN records r ON r.device = d.device AND "
+                "r.seq = d.applied_through WHERE d.last_hash IS NULL OR d.last_hash != r.hash",
+                limit,
+            ),
+            "device {0}: last_hash is not its last applied record's hash",
+        )
+        fail(
+            "nothing held behind",
+            _rows(
+                tx,
+                "SELECT h.device, h.seq FROM held h JOIN devices d ON d.device = h.device "
+                "WHERE h.seq <= d.applied_through",
+                limit,
+            ),
+            "device {0} seq {1}: held although applied",
+        )
+        fail(
+            "records have journals",
+            _rows(
+                tx,
+                "SELECT r.device, r.seq FROM records r LEFT JOIN journals j ON j.id = "
+                "r.journal_id WHERE j.id IS NULL OR j.device != r.device OR j.seq != r.seq",
+                limit,
+            ),
+            "device {0} seq {1}: no matching journal",
+        )
+        stats = {}
+        for name, sql in (
+            ("devices", "SELECT COUNT(*) FROM devices"),
+            ("records", "SELECT COUNT(*) FROM records"),
+            ("journals", "SELECT COUNT(*) FROM journals"),
+            ("entries", "SELECT COUNT(*) FROM entries"),
+            ("members", "SELECT COUNT(*) FROM members"),
+            ("lots", "SELECT COUNT(*) FROM lots"),
+            ("held", "SELECT COUNT(*) FROM held"),
+            ("quarantine", "SELECT COUNT(*) FROM quarantine"),
+            ("alerts", "SELECT COUNT(*) FROM alerts"),
+        ):
+            stats[name] = int(tx.one(sql)[0])
+        return out, stats
+
+    return db.run(run)
+
+
+def _zero(tx: Tx) -> str:
+    hexed = R.ZERO_HASH.hex()
+    return f"'\\x{hexed}'::bytea" if tx.dialect == "postgresql" else f"X'{hexed}'"

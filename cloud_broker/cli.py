@@ -1,0 +1,310 @@
+"""Head office operator commands.
+
+    python -m cloud_broker serve --broker mqtt://HOST:PORT --ledger sqlite:///PATH
+    python -m cloud_broker devices list|register|revoke|export-keys ...
+    python -m cloud_broker member show PHONE
+    python -m cloud_broker quarantine list
+    python -m cloud_broker alerts list
+    python -m cloud_broker ledger check
+    python -m cloud_broker ledger expire
+
+``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
+embedded rules bundle.  Exit status: 0 ok, 1 a check failed or something was refused,
+2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from cloud_broker import registry
+from cloud_broker.check import check
+from cloud_broker.db import Database, redact
+from cloud_broker.ledger import member_view
+from cloud_broker.reconciler import run_expiry
+from cloud_broker.schema import MIGRATIONS
+from cloud_broker.service import Service, ServiceConfig
+from edge.core.phone import normalise
+from edge.core.ruleset import RuleSet, compile_rules
+from edge.errors import ConfigError, CoreError, LoyaltyError
+from edge.protocol.keys import public_from_pem, public_raw
+from edge.protocol.mqtt import BrokerConfig
+from edge.sanitize import clean, clean_bytes
+
+log = logging.getLogger("cloud_broker")
+
+
+def load_rules(path: str | None) -> RuleSet:
+    if path is None:
+        text = resources.files("edge.data").joinpath("rules.json").read_text("utf-8")
+    else:
+        text = Path(path).read_text("utf-8")
+    try:
+        return compile_rules(json.loads(text))
+    except (ValueError, CoreError) as e:
+        raise ConfigError("rules", str(e)) from e
+
+
+def _db(args: argparse.Namespace) -> Database:
+    url = args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db"
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    db = Database(url)
+    db.migrate(MIGRATIONS)
+    return db
+
+
+def _out(args: argparse.Namespace, data: Any, table: list[str]) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        print("\n".join(table))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    rs = load_rules(args.rules)
+    cfg = ServiceConfig(
+        broker=BrokerConfig.from_url(
+            args.broker, ca_file=args.ca, cert_file=args.cert, key_file=args.key
+        ),
+        ledger_url=args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db",
+        client_id=args.client_id,
+        share_group=args.share_group,
+        batch_max=args.batch,
+        verify_threads=args.verify_threads,
+        screen_workers=args.screen_workers,
+    )
+    if cfg.ledger_url.startswith("sqlite:///"):
+        Path(cfg.ledger_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    svc = Service(cfg, rs)
+    signal.signal(signal.SIGTERM, lambda *_a: svc.stop())
+    signal.signal(signal.SIGINT, lambda *_a: svc.stop())
+    log.info(
+        "reconciler: ledger %s, broker %s, rules v%d",
+        redact(cfg.ledger_url),
+        cfg.broker.url,
+        rs.version,
+    )
+    svc.start()
+    print("serving", flush=True)
+    svc.run()
+    log.info("stopped: %s", svc.stats)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    db = _db(args)
+    if args.action == "list":
+        rows = registry.list_devices(db)
+        _out(
+            args,
+            rows,
+            [f"{'device':<20} {'tenant':<12} {'store':<14} {'status':<8} applied"]
+            + [
+                f"{clean(r['device'], 20):<20} {clean(r['tenant'], 12):<12} "
+                f"{clean(r['store'], 14):<14} {r['status']:<8} {r['applied_through']}"
+                for r in rows
+            ],
+        )
+    elif args.action == "register":
+        if not (args.device and args.tenant and args.store and args.pem):
+            raise ConfigError("devices register", "needs --device --tenant --store --pem")
+        key = public_from_pem(Path(args.pem).read_bytes())
+        registry.register(db, args.device, args.tenant, args.store, public_raw(key))
+        print(f"registered {args.device} ({args.tenant}/{args.store})")
+    elif args.action == "revoke":
+        if not args.device:
+            raise ConfigError("devices revoke", "needs --device")
+        last = registry.revoke(
+            db, args.device, args.reason or "revoked by operator", args.after_seq
+        )
+        print(f"revoked {args.device}: records after seq {last} are refused")
+    elif args.action == "export-keys":
+        sys.stdout.write(registry.export_pem(db, args.device))
+    return 0
+
+
+def cmd_member(args: argparse.Namespace) -> int:
+    db = _db(args)
+    try:
+        ref = normalise(args.member)
+    except CoreError:
+        ref = args.member  # a card member, "card:UID"
+    view = db.run(lambda tx: member_view(tx, ref, args.history))
+    if view is None:
+        print(f"no member {clean(ref)}", file=sys.stderr)
+        return 1
+    lines = [
+        f"member {clean(view['member'])}  tier {view['tier']}  visits {view['visits']}",
+        f"points {view['points']:,}   wallet {view['wallet']:,} IRR   cards "
+        + ", ".join(clean(c, 24) for c in view["cards"]),
+        "lots:",
+    ]
+    lines += [
+        f"  #{lot['id']} {lot['kind']:<9} {lot['remaining']:>8,} of {lot['earned']:>8,}"
+        f"  expires day {lot['expires_day']}  from {clean(lot['device'] or '-', 20)}"
+        f"/{lot['seq']}"
+        for lot in view["lots"]
+    ]
+    lines.append("history (newest first):")
+    lines += [
+        f"  j{h['journal']:<6} {h['kind']:<10} {clean(h['device'] or '-', 20)}/"
+        f"{h['seq']}  points {h['points']:+,}  wallet {h['wallet']:+,}"
+        for h in view["history"]
+    ]
+    _out(args, view, lines)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    db = _db(args)
+    rows = db.read(
+        "SELECT id, received_at, topic, device, seq, code, reason, raw FROM "
+        "quarantine ORDER BY id DESC LIMIT ?",
+        (args.limit,),
+    )
+    data = [
+        {
+            "id": r[0],
+            "received_at": r[1],
+            "topic": r[2],
+            "device": r[3],
+            "seq": r[4],
+            "code": r[5],
+            "reason": r[6],
+            "raw_hex": bytes(r[7])[:64].hex(),
+        }
+        for r in rows
+    ]
+    _out(
+        args,
+        data,
+        [
+            f"#{r[0]} {r[5]:<16} {clean(r[3] or '-', 20)}/{r[4]}  {clean(r[6], 100)}"
+            f"  [{clean_bytes(bytes(r[7])[:16], 32)}]"
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    db = _db(args)
+    rows = db.read(
+        "SELECT id, severity, kind, member, device, seq, detail FROM alerts "
+        "ORDER BY id DESC LIMIT ?",
+        (args.limit,),
+    )
+    data = [
+        dict(zip(("id", "severity", "kind", "member", "device", "seq", "detail"), r, strict=True))
+        for r in rows
+    ]
+    _out(
+        args,
+        data,
+        [
+            f"#{r[0]} {r[1]:<8} {r[2]:<20} {clean(r[3] or '-', 24)} "
+            f"{clean(r[4] or '-', 20)}/{r[5]}  {clean(r[6], 100)}"
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    db = _db(args)
+    if args.action == "expire":
+        done = run_expiry(db, load_rules(args.rules))
+        print(f"expired {sum(done.values())} points of {len(done)} members")
+        return 0
+    failures, stats = check(db)
+    for f in failures:
+        print(f"FAIL {f.invariant}: {clean(f.detail, 200)}")
+    print(
+        ("ledger check: OK " if not failures else f"ledger check: {len(failures)} failures ")
+        + json.dumps(stats)
+    )
+    return 1 if failures else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="python -m cloud_broker",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument("--ledger", help="sqlite:///PATH or postgresql://... ($LOYALTY_LEDGER)")
+    ap.add_argument("--rules", help="rules bundle JSON (default: the embedded one)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="run the reconciler")
+    s.add_argument("--broker", required=True, help="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    s.add_argument("--ca")
+    s.add_argument("--cert")
+    s.add_argument("--key")
+    s.add_argument("--client-id", default="loyalty-reconciler")
+    s.add_argument("--share-group", help="run several reconcilers: $share/GROUP/...")
+    s.add_argument("--batch", type=int, default=1000)
+    s.add_argument("--verify-threads", type=int, default=2)
+    s.add_argument(
+        "--screen-workers",
+        type=int,
+        default=max(1, (os.cpu_count() or 2) - 1),
+        help="processes that decode and verify (0: in the main process)",
+    )
+    s.set_defaults(fn=cmd_serve)
+    d = sub.add_parser("devices", help="the device registry")
+    d.add_argument("action", choices=["list", "register", "revoke", "export-keys"])
+    d.add_argument("--device")
+    d.add_argument("--tenant")
+    d.add_argument("--store")
+    d.add_argument("--pem", help="public key file (register)")
+    d.add_argument("--reason")
+    d.add_argument("--after-seq", type=int, help="last seq still accepted (revoke)")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(fn=cmd_devices)
+    m = sub.add_parser("member", help="a member's balance, lots and history")
+    m.add_argument("action", choices=["show"])
+    m.add_argument("member", help="phone number (any form) or card:UID")
+    m.add_argument("--history", type=int, default=20)
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(fn=cmd_member)
+    q = sub.add_parser("quarantine", help="refused messages")
+    q.add_argument("action", choices=["list"])
+    q.add_argument("--limit", type=int, default=50)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_quarantine)
+    a = sub.add_parser("alerts", help="overdrafts, coupon reuse, refunds without sales ...")
+    a.add_argument("action", choices=["list"])
+    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(fn=cmd_alerts)
+    lg = sub.add_parser("ledger", help="invariants and the expiry job")
+    lg.add_argument("action", choices=["check", "expire"])
+    lg.set_defaults(fn=cmd_ledger)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.fn(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except LoyaltyError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return code

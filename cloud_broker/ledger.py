@@ -1,0 +1,643 @@
+"""The double-entry master ledger: journals, entries, point lots, member balances.
+
+Units: ``PTS`` (points) and ``IRR`` (wallet Rials).  Every journal's entries add up to
+zero per unit.  Accounts are text codes:
+
+    M:{member}:PTS / M:{member}:IRR             a member's points and wallet
+    S:{tenant}:points_issued                    source of earned points
+    S:{tenant}:points_redeemed                  sink of points spent at the till
+    S:{tenant}:points_expired                   breakage
+    S:{tenant}:points_adjusted / wallet_adjusted  manual adjustments
+    S:{tenant}:cashback_issued                  source of wallet credit
+    ST:{tenant}:{store}:wallet_redeemed         store liability: wallet credit a store
+                                                accepted as payment, owed to it
+
+Points are **lots**: each earning is a lot with its own expiry; spending draws the
+oldest-expiring lots first (FIFO); a refund takes back earned points from the lot the sale
+created and returns redeemed points to the lots the sale drew from.  A member who spends
+more than they have (offline, at two stores) gets an **overdraft lot** with a negative
+balance and an alert; later earnings fill it first.  ``members.points`` always equals the
+sum of the member's lots and of their ``M:...:PTS`` entries (``ledger check``).
+
+:class:`Books` does all this inside one transaction, caching member rows and lots, and
+writes them back in :meth:`Books.flush`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud_broker.db import Tx, chunks, marks
+from edge.core.ruleset import RuleSet
+
+PTS = "PTS"
+IRR = "IRR"
+NEVER = 2**31 - 1
+
+
+def m_acct(member: str, unit: str) -> str:
+    return f"M:{member}:{unit}"
+
+
+def s_acct(tenant: str, name: str) -> str:
+    return f"S:{tenant}:{name}"
+
+
+def st_acct(tenant: str, store: str, name: str) -> str:
+    return f"ST:{tenant}:{store}:{name}"
+
+
+@dataclass(slots=True)
+class Lot:
+    id: int
+    kind: str
+    remaining: int
+    expires_day: int | None
+    device: str | None = None
+    seq: int | None = None
+    dirty: bool = False
+    new: tuple[Any, ...] | None = None  # the INSERT row while not written yet
+
+
+@dataclass(slots=True)
+class MemberState:
+    member: str
+    tenant: str
+    points: int
+    wallet: int
+    tier: str
+    visits: int
+    birthday: str | None
+    birthday_claimed: int
+    version: int
+    device_seqs: dict[str, int]
+    lots: list[Lot] | None = None  # loaded on first use
+    spend_delta: dict[int, int] = field(default_factory=dict)
+    dirty: bool = False
+
+
+@dataclass(slots=True)
+class Alert:
+    severity: str
+    kind: str
+    member: str | None
+    device: str | None
+    seq: int | None
+    detail: str
+
+
+class Books:
+    """Ledger operations within one transaction."""
+
+    def __init__(self, tx: Tx, rs: RuleSet, now_ms: int) -> None:
+        self.tx = tx
+        self.rs = rs
+        self.now = now_ms
+        self.expiry_days = rs.policy.get("points_expiry_days", 365)
+        self.members: dict[str, MemberState] = {}
+        self.journals: list[tuple[Any, ...]] = []
+        self.entries: list[tuple[int, str, str, int]] = []
+        self.moves: list[tuple[int, int, int, int | None]] = []
+        self.alerts: list[Alert] = []
+
+    # -- members ----------------------------------------------------------------------
+
+    def ensure_members(self, tenant: str, members: list[str]) -> None:
+        """Create missing member rows and lock all of them, in key order."""
+        todo = sorted({m for m in members if m not in self.members})
+        if not todo:
+            return
+        self.tx.executemany(
+            "INSERT INTO members (member, tenant, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (member) DO NOTHING",
+            [(m, tenant, self.now) for m in todo],
+        )
+        self.tx.lock("members", "member", todo)
+        for part in chunks(todo):
+            for row in self.tx.all(
+                "SELECT member, tenant, points, wallet, tier, visits, "
+                "birthday, birthday_claimed, version, device_seqs FROM "
+                f"members WHERE member IN ({marks(len(part))})",
+                part,
+            ):
+                self.members[row[0]] = MemberState(
+                    row[0],
+                    row[1],
+                    int(row[2]),
+                    int(row[3]),
+                    row[4],
+                    int(row[5]),
+                    row[6],
+                    int(row[7]),
+                    int(row[8]),
+                    json.loads(row[9]),
+                    lots=[],
+                )
+            for r in self.tx.all(
+                "SELECT id, kind, remaining, expires_day, device, seq, member "
+                f"FROM lots WHERE member IN ({marks(len(part))}) AND "
+                "(remaining != 0 OR kind = 'overdraft') ORDER BY id",
+                part,
+            ):
+                lots = self.members[r[6]].lots
+                assert lots is not None
+                lots.append(Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]))
+
+    def member(self, m: str) -> MemberState:
+        return self.members[m]
+
+    def _lots(self, ms: MemberState) -> list[Lot]:
+        if ms.lots is None:
+            rows = self.tx.all(
+                "SELECT id, kind, remaining, expires_day, device, seq FROM lots "
+                "WHERE member = ? AND (remaining != 0 OR kind = 'overdraft') "
+                "ORDER BY id",
+                (ms.member,),
+            )
+            ms.lots = [Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
+        return ms.lots
+
+    def _lot_by_id(self, ms: MemberState, lot_id: int) -> Lot:
+        for lot in self._lots(ms):
+            if lot.id == lot_id:
+                return lot
+        r = self.tx.one(
+            "SELECT id, kind, remaining, expires_day, device, seq FROM lots WHERE id = ?", (lot_id,)
+        )
+        lot = Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5])
+        self._lots(ms).append(lot)
+        return lot
+
+    def _new_lot(
+        self,
+        ms: MemberState,
+        jid: int,
+        kind: str,
+        points: int,
+        day: int,
+        device: str | None,
+        seq: int | None,
+    ) -> Lot:
+        expires = day + self.expiry_days if self.expiry_days and kind != "overdraft" else None
+        lid = self.tx.next_id("lots")
+        lot = Lot(
+            lid,
+            kind,
+            points,
+            expires,
+            device,
+            seq,
+            new=(lid, ms.member, jid, device, seq, kind, points, day, expires),
+        )
+        self._lots(ms).append(lot)
+        return lot
+
+    def _overdraft(self, ms: MemberState, jid: int, day: int) -> Lot:
+        for lot in self._lots(ms):
+            if lot.kind == "overdraft":
+                return lot
+        return self._new_lot(ms, jid, "overdraft", 0, day, None, None)
+
+    def _move(self, jid: int, lot: Lot, points: int, ref: int | None = None) -> None:
+        lot.remaining += points
+        lot.dirty = True
+        self.moves.append((jid, lot.id, points, ref))
+
+    # -- journals ------------------------------------------------------------------------
+
+    def journal(
+        self,
+        tenant: str,
+        kind: str,
+        device: str | None,
+        seq: int | None,
+        member: str | None,
+        day: int,
+    ) -> int:
+        jid = self.tx.next_id("journals")
+        self.journals.append((jid, tenant, kind, device, seq, member, day, self.now))
+        return jid
+
+    def transfer(self, jid: int, to: str, frm: str, unit: str, amount: int) -> None:
+        """``amount`` moves from account ``frm`` to account ``to`` (two entries)."""
+        if amount:
+            self.entries.append((jid, to, unit, amount))
+            self.entries.append((jid, frm, unit, -amount))
+
+    def alert(
+        self,
+        severity: str,
+        kind: str,
+        detail: str,
+        member: str | None = None,
+        device: str | None = None,
+        seq: int | None = None,
+    ) -> None:
+        self.alerts.append(Alert(severity, kind, member, device, seq, detail))
+
+    # -- points -------------------------------------------------------------------------
+
+    def earn(
+        self,
+        jid: int,
+        ms: MemberState,
+        points: int,
+        day: int,
+        device: str | None,
+        seq: int | None,
+        source: str,
+        kind: str = "earn",
+    ) -> None:
+        """The member gains ``points`` (from account ``source``); an overdraft is filled
+        first, the rest becomes a new lot."""
+        if points <= 0:
+            return
+        rest = points
+        od = next((lot for lot in self._lots(ms) if lot.kind == "overdraft"), None)
+        if od is not None and od.remaining < 0:
+            fill = min(rest, -od.remaining)
+            self._move(jid, od, fill)
+            rest -= fill
+            if od.remaining == 0:
+                self.alert(
+                    "info",
+                    "overdraft_recovered",
+                    f"{fill} points recovered",
+                    ms.member,
+                    device,
+                    seq,
+                )
+        if rest:
+            lot = self._new_lot(ms, jid, kind, rest, day, device, seq)
+            self.moves.append((jid, lot.id, rest, None))
+        self.transfer(jid, m_acct(ms.member, PTS), source, PTS, points)
+        ms.points += points
+        ms.dirty = True
+
+    def spend(
+        self,
+        jid: int,
+        ms: MemberState,
+        points: int,
+        day: int,
+        sink: str,
+        device: str | None,
+        seq: int | None,
+        prefer: tuple[str, int] | None = None,
+    ) -> None:
+        """The member loses ``points`` (to account ``sink``): from the lot ``prefer``
+        (device, seq) first, then oldest-expiring first, then the overdraft lot."""
+        if points <= 0:
+            return
+        need = points
+        lots = self._lots(ms)
+        order = [
+            lot
+            for lot in lots
+            if lot.kind != "overdraft"
+            and lot.remaining > 0
+            and (lot.expires_day is None or lot.expires_day >= day)
+        ]
+        order.sort(
+            key=lambda lot: (lot.expires_day if lot.expires_day is not None else NEVER, lot.id)
+        )
+        if prefer is not None:
+            order.sort(key=lambda lot: (lot.device, lot.seq) != prefer)  # stable: keeps FIFO
+        for lot in order:
+            if not need:
+                break
+            take = min(need, lot.remaining)
+            self._move(jid, lot, -take)
+            need -= take
+        if need:
+            od = self._overdraft(ms, jid, day)
+            self._move(jid, od, -need)
+            limit = self.rs.policy.get("offline_points_limit", 0)
+            sev = "warning" if -od.remaining <= limit else "critical"
+            self.alert(
+                sev,
+                "points_overdraft",
+                f"spent {need} points more than held; "
+                f"balance of the overdraft {od.remaining} (offline limit {limit})",
+                ms.member,
+                device,
+                seq,
+            )
+        self.transfer(jid, sink, m_acct(ms.member, PTS), PTS, points)
+        ms.points -= points
+        ms.dirty = True
+
+    def give_back(
+        self,
+        jid: int,
+        ms: MemberState,
+        points: int,
+        day: int,
+        orig_jid: int | None,
+        device: str | None,
+        seq: int | None,
+    ) -> None:
+        """Return redeemed points to the lots the original sale drew them from."""
+        if points <= 0:
+            return
+        left = points
+        if orig_jid is not None:
+            # moves already written, then those of this batch not flushed yet
+            draws = [
+                (int(a), int(b))
+                for a, b in self.tx.all(
+                    "SELECT lot_id, -points FROM lot_moves WHERE journal_id = ? AND points < 0 "
+                    "ORDER BY id",
+                    (orig_jid,),
+                )
+            ]
+            draws += [(lot, -pts) for j, lot, pts, _ in self.moves if j == orig_jid and pts < 0]
+            back: dict[int, int] = {
+                int(a): int(b)
+                for a, b in self.tx.all(
+                    "SELECT lot_id, SUM(points) FROM lot_moves WHERE ref_journal = ? AND "
+                    "points > 0 GROUP BY lot_id",
+                    (orig_jid,),
+                )
+            }
+            for _j, lot, pts, ref in self.moves:
+                if ref == orig_jid and pts > 0:
+                    back[lot] = back.get(lot, 0) + pts
+            for lot_id, drawn in draws:
+                if not left:
+                    break
+                room = drawn - back.get(lot_id, 0)
+                give = min(left, room)
+                if give > 0:
+                    self._move(jid, self._lot_by_id(ms, lot_id), give, ref=orig_jid)
+                    back[lot_id] = back.get(lot_id, 0) + give
+                    left -= give
+        if left:
+            self.alert(
+                "warning",
+                "refund_beyond_sale",
+                f"{left} redeemed points returned "
+                "beyond what the original sale drew; credited as a new lot",
+                ms.member,
+                device,
+                seq,
+            )
+            extra = self._new_lot(ms, jid, "adjust", left, day, device, seq)
+            self.moves.append((jid, extra.id, left, None))
+        self.transfer(
+            jid, m_acct(ms.member, PTS), s_acct(ms.tenant, "points_redeemed"), PTS, points
+        )
+        ms.points += points
+        ms.dirty = True
+
+    # -- wallet -------------------------------------------------------------------------
+
+    def wallet(
+        self,
+        jid: int,
+        ms: MemberState,
+        amount: int,
+        other: str,
+        device: str | None,
+        seq: int | None,
+    ) -> None:
+        """Credit (amount > 0) or debit (amount < 0) the member's wallet against ``other``."""
+        if amount == 0:
+            return
+        if amount > 0:
+            self.transfer(jid, m_acct(ms.member, IRR), other, IRR, amount)
+        else:
+            self.transfer(jid, other, m_acct(ms.member, IRR), IRR, -amount)
+        before = ms.wallet
+        ms.wallet += amount
+        ms.dirty = True
+        if ms.wallet < 0 and ms.wallet < before:
+            limit = self.rs.policy.get("offline_wallet_limit", 0)
+            sev = "warning" if -ms.wallet <= limit else "critical"
+            self.alert(
+                sev,
+                "wallet_overdraft",
+                f"wallet at {ms.wallet} Rials (offline limit {limit})",
+                ms.member,
+                device,
+                seq,
+            )
+
+    # -- spend and tier ---------------------------------------------------------------------
+
+    def add_spend(self, ms: MemberState, day: int, amount: int) -> None:
+        if amount:
+            ms.spend_delta[day] = ms.spend_delta.get(day, 0) + amount
+            ms.dirty = True
+
+    def _rolling_spend(self, members: list[str], today: int) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in chunks(members):
+            for m, total in self.tx.all(
+                f"SELECT member, SUM(amount) FROM member_spend WHERE member IN "
+                f"({marks(len(part))}) AND day > ? AND day <= ? GROUP BY member",
+                (*part, today - self.rs.window_days, today),
+            ):
+                out[str(m)] = int(total)
+        return out
+
+    # -- writing back ---------------------------------------------------------------------
+
+    def flush(self, today: int) -> list[str]:
+        """Write entries, lot moves, lots, spend, members and alerts; returns the members
+        whose snapshot changed."""
+        tx = self.tx
+        tx.executemany(
+            "INSERT INTO journals (id, tenant, kind, device, seq, member, day, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self.journals,
+        )
+        new_lots = []
+        for ms in self.members.values():
+            for lot in ms.lots or ():
+                if lot.new is not None:
+                    new_lots.append((*lot.new[:6], lot.new[6], lot.remaining, *lot.new[7:]))
+                    lot.new = None
+                    lot.dirty = False
+        tx.executemany(
+            "INSERT INTO lots (id, member, journal_id, device, seq, kind, earned, "
+            "remaining, earned_day, expires_day) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            new_lots,
+        )
+        tx.executemany(
+            "INSERT INTO entries (journal_id, account, unit, amount) VALUES (?, ?, ?, ?)",
+            self.entries,
+        )
+        tx.executemany(
+            "INSERT INTO lot_moves (journal_id, lot_id, points, ref_journal) VALUES (?, ?, ?, ?)",
+            self.moves,
+        )
+        lots = [
+            (lot.remaining, lot.id)
+            for ms in self.members.values()
+            for lot in ms.lots or ()
+            if lot.dirty
+        ]
+        tx.executemany("UPDATE lots SET remaining = ? WHERE id = ?", lots)
+        dirty = [ms for ms in self.members.values() if ms.dirty]
+        tx.executemany(
+            "INSERT INTO member_spend (member, day, amount) VALUES (?, ?, ?) "
+            "ON CONFLICT (member, day) DO UPDATE SET amount = member_spend.amount "
+            "+ excluded.amount",
+            [(ms.member, d, a) for ms in dirty for d, a in sorted(ms.spend_delta.items())],
+        )
+        rolling = self._rolling_spend([ms.member for ms in dirty], today)
+        rows = []
+        for ms in dirty:
+            ms.tier = self.rs.tier_for_spend(rolling.get(ms.member, 0)).id
+            ms.version += 1
+            rows.append(
+                (
+                    ms.points,
+                    ms.wallet,
+                    ms.tier,
+                    ms.visits,
+                    ms.birthday,
+                    ms.birthday_claimed,
+                    ms.version,
+                    json.dumps(ms.device_seqs, sort_keys=True),
+                    ms.member,
+                )
+            )
+            ms.spend_delta = {}
+            ms.dirty = False
+        tx.executemany(
+            "UPDATE members SET points = ?, wallet = ?, tier = ?, visits = ?, "
+            "birthday = ?, birthday_claimed = ?, version = ?, device_seqs = ? "
+            "WHERE member = ?",
+            rows,
+        )
+        changed = [ms.member for ms in dirty]
+        tx.executemany(
+            "INSERT INTO alerts (at, severity, kind, member, device, seq, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (self.now, a.severity, a.kind, a.member, a.device, a.seq, a.detail)
+                for a in self.alerts
+            ],
+        )
+        self.journals.clear()
+        self.entries.clear()
+        self.moves.clear()
+        self.alerts.clear()
+        for ms in self.members.values():
+            for lot in ms.lots or ():
+                lot.dirty = False
+        return changed
+
+
+def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int]:
+    """Book breakage for every lot past its expiry day; returns points expired per member."""
+    rows = tx.all(
+        "SELECT member, tenant FROM members WHERE member IN (SELECT DISTINCT member "
+        "FROM lots WHERE kind != 'overdraft' AND remaining > 0 AND expires_day "
+        "IS NOT NULL AND expires_day < ?) ORDER BY member",
+        (today,),
+    )
+    out: dict[str, int] = {}
+    books = Books(tx, rs, now_ms)
+    by_tenant: dict[str, list[str]] = {}
+    for member, tenant in rows:
+        by_tenant.setdefault(tenant, []).append(member)
+    for tenant, members in by_tenant.items():
+        books.ensure_members(tenant, members)
+        for m in members:
+            ms = books.member(m)
+            due = [
+                lot
+                for lot in books._lots(ms)
+                if lot.kind != "overdraft"
+                and lot.remaining > 0
+                and lot.expires_day is not None
+                and lot.expires_day < today
+            ]
+            total = sum(lot.remaining for lot in due)
+            if not total:
+                continue
+            jid = books.journal(tenant, "expiry", None, None, m, today)
+            for lot in due:
+                books._move(jid, lot, -lot.remaining)
+            books.transfer(jid, s_acct(tenant, "points_expired"), m_acct(m, PTS), PTS, total)
+            ms.points -= total
+            ms.dirty = True
+            out[m] = total
+    books.flush(today)
+    return out
+
+
+def member_view(tx: Tx, member: str, history: int = 50) -> dict[str, Any] | None:
+    """A member's balances, lots and recent journal entries (operator CLI)."""
+    row = tx.one(
+        "SELECT member, tenant, points, wallet, tier, visits, birthday, "
+        "birthday_claimed, version, created_at FROM members WHERE member = ?",
+        (member,),
+    )
+    if row is None:
+        return None
+    names = (
+        "member",
+        "tenant",
+        "points",
+        "wallet",
+        "tier",
+        "visits",
+        "birthday",
+        "birthday_claimed",
+        "version",
+        "created_at",
+    )
+    out: dict[str, Any] = dict(zip(names, row, strict=True))
+    out["cards"] = [
+        r[0]
+        for r in tx.all("SELECT card FROM member_cards WHERE member = ? ORDER BY card", (member,))
+    ]
+    out["lots"] = [
+        dict(
+            zip(
+                ("id", "kind", "earned", "remaining", "earned_day", "expires_day", "device", "seq"),
+                r,
+                strict=True,
+            )
+        )
+        for r in tx.all(
+            "SELECT id, kind, earned, remaining, earned_day, "
+            "expires_day, device, seq FROM lots WHERE member = ? "
+            "ORDER BY id",
+            (member,),
+        )
+    ]
+    journals = tx.all(
+        "SELECT id, kind, device, seq, day, at FROM journals WHERE member = ? "
+        "ORDER BY id DESC LIMIT ?",
+        (member, history),
+    )
+    hist = []
+    for jid, kind, device, seq, day, at in journals:
+        entries = tx.all(
+            "SELECT unit, amount FROM entries WHERE journal_id = ? AND account LIKE ?",
+            (jid, f"M:{member}:%"),
+        )
+        delta = {PTS: 0, IRR: 0}
+        for unit, amount in entries:
+            delta[unit] += int(amount)
+        hist.append(
+            {
+                "journal": jid,
+                "kind": kind,
+                "device": device,
+                "seq": seq,
+                "day": day,
+                "at": at,
+                "points": delta[PTS],
+                "wallet": delta[IRR],
+            }
+        )
+    out["history"] = hist
+    return out

@@ -1,0 +1,407 @@
+"""The reconciler service: MQTT in, ledger, acks and streams out.
+
+paho-mqtt runs its network loop in its own thread and hands messages to a queue; the
+service thread takes them in batches (up to ``batch_max``, waiting ``batch_wait`` for a
+batch to fill), lets :class:`~cloud_broker.reconciler.Reconciler` commit them, and only
+then
+
+* acknowledges the MQTT messages (``manual_ack=True``: a message is PUBACKed only after
+  the ledger commit, so a crash before it means the broker delivers it again);
+* publishes each device's cumulative ack (retained), gap requests, the reconciled stream
+  and member snapshots.
+
+The session is persistent (``clean_start=False``, fixed client id), so records published
+while head office is down wait in the broker.  With ``share_group`` several service
+processes split the records (``$share/GROUP/...``); idempotency and ordering live in the
+database, so that is safe.
+
+A batch that fails for a reason other than bad input (a database error) is retried with
+back-off; if it keeps failing, its messages are processed one at a time and a message
+that still fails is quarantined as ``internal_error`` so it cannot block good records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from cloud_broker.db import Database, Tx, chunks, marks
+from cloud_broker.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
+from cloud_broker.schema import MIGRATIONS
+from cloud_broker.screen import ProcessScreener
+from edge.backoff import Backoff
+from edge.core.ruleset import RuleSet
+from edge.protocol import messages, snapshots, topics
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+
+log = logging.getLogger("cloud_broker.service")
+
+STREAM_BATCH = 500  # reconciled entries per stream message
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    broker: BrokerConfig
+    ledger_url: str
+    client_id: str = "loyalty-reconciler"
+    share_group: str | None = None
+    batch_max: int = 1000
+    batch_wait: float = 0.02
+    verify_threads: int = 2
+    gap_interval: float = 3.0
+    expiry_interval: float = 3600.0
+    snapshots: bool = True
+    snapshot_interval: float = 1.0  # members changed meanwhile go out together
+    utc_offset_min: int = 210
+    screen_workers: int = 1  # processes that decode and verify; 0: in this process
+
+
+class Service:
+    def __init__(self, cfg: ServiceConfig, rs: RuleSet) -> None:
+        self.cfg = cfg
+        self.rs = rs
+        self.db = Database(cfg.ledger_url)
+        self.db.migrate(MIGRATIONS)
+        self.reconciler = Reconciler(
+            self.db, rs, verify_threads=cfg.verify_threads, utc_offset_min=cfg.utc_offset_min
+        )
+        self.screener = (
+            ProcessScreener(cfg.ledger_url, rs, cfg.screen_workers)
+            if cfg.screen_workers > 0
+            else None
+        )
+        self._q: queue.Queue[Incoming] = queue.Queue()
+        self._stop = threading.Event()
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+        self._stream_inflight: dict[int, list[int]] = {}
+        self._stream_done: list[int] = []
+        self._snap_pending: set[str] = set()
+        self._last_snap = 0.0
+        self._last_gap: dict[str, tuple[int, float]] = {}
+        self._last_gap_scan = 0.0
+        self._last_expiry = 0.0
+        self.stats = {
+            "applied": 0,
+            "duplicates": 0,
+            "held": 0,
+            "quarantined": 0,
+            "batches": 0,
+            "messages": 0,
+        }
+        self.on_batch: Callable[[Outcome], None] | None = None
+        self._client = self._make_client()
+
+    # -- MQTT -----------------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        c = new_client(self.cfg.broker, self.cfg.client_id, manual_ack=True)
+        c.max_inflight_messages_set(1000)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, 30)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        c.on_publish = self._on_publish
+        return c
+
+    def _topic(self) -> str:
+        t = topics.records_all("+")
+        return f"$share/{self.cfg.share_group}/{t}" if self.cfg.share_group else t
+
+    def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            log.error("broker %s refused the connection: %s", self.cfg.broker.url, reason)
+            return
+        c.subscribe(self._topic(), qos=1)
+        self._connected.set()
+        log.info("connected to %s, subscribed to %s", self.cfg.broker.url, self._topic())
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._connected.clear()
+        if not self._stop.is_set():
+            log.warning("disconnected from %s: %s (paho reconnects)", self.cfg.broker.url, reason)
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        self._q.put(Incoming(msg.topic, bytes(msg.payload), (msg.mid, msg.qos)))
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._lock:
+            ids = self._stream_inflight.pop(mid, None)
+            if ids is not None:
+                self._stream_done.extend(ids)
+
+    # -- the service loop -------------------------------------------------------------------
+
+    def start(self) -> None:
+        backoff = Backoff(f"reconciler to {self.cfg.broker.url}", log, cap=10)
+        while not self._stop.is_set():
+            try:
+                connect(self._client, self.cfg.broker)
+                break
+            except OSError as e:
+                time.sleep(backoff.failed(str(e)))
+        backoff.succeeded()
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until stop(); call start() first.
+
+        With screening workers, batch N+1 is screened while batch N is committed."""
+        self._publish_stream()
+        pending: deque[tuple[list[Incoming], Future[Any] | None]] = deque()
+        while not self._stop.is_set():
+            batch = self._take(0.002 if pending else 0.2)
+            if batch:
+                fut = self.screener.submit(batch) if self.screener is not None else None
+                pending.append((batch, fut))
+            while pending and (
+                not batch or len(pending) > 1 or pending[0][1] is None or pending[0][1].done()
+            ):
+                b, f = pending.popleft()
+                self._handle(b, f)
+            self._housekeeping()
+        if self.screener is not None:
+            self.screener.close()
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.reconciler.close()
+        self.db.close()
+
+    def _take(self, wait: float) -> list[Incoming]:
+        try:
+            first = self._q.get(timeout=wait)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.cfg.batch_wait
+        while len(batch) < self.cfg.batch_max:
+            try:
+                batch.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        return batch
+
+    def _screened(self, batch: list[Incoming], fut: Future[Any] | None) -> Screened:
+        if fut is not None and self.screener is not None:
+            try:
+                return self.screener.collect(batch, fut.result())
+            except Exception:
+                log.exception("screening worker failed; screening this batch here")
+        return self.reconciler.screen(batch)
+
+    def _handle(self, batch: list[Incoming], fut: Future[Any] | None = None) -> None:
+        screened = self._screened(batch, fut)
+        backoff = Backoff("ledger commit", log, base=0.2, cap=5)
+        for _attempt in range(5):
+            try:
+                out = self.reconciler.apply(screened)
+            except Exception as e:  # noqa: BLE001 - a database error, not bad input
+                if self._stop.is_set():
+                    return
+                time.sleep(backoff.failed(f"{type(e).__name__}: {e}"))
+                continue
+            backoff.succeeded()
+            self._after_commit(batch, out)
+            return
+        log.error("a batch of %d keeps failing; processing one message at a time", len(batch))
+        for msg in batch:
+            try:
+                out = self.reconciler.process([msg])
+            except Exception as e:
+                log.exception("quarantining a message that fails processing")
+                self._quarantine_internal(msg, e)
+                out = Outcome()
+            self._after_commit([msg], out)
+
+    def _quarantine_internal(self, msg: Incoming, e: Exception) -> None:
+        def step(tx: Tx) -> None:
+            tx.execute(
+                "INSERT INTO quarantine (received_at, topic, device, seq, code, reason, "
+                "raw) VALUES (?, ?, NULL, NULL, 'internal_error', ?, ?)",
+                (int(time.time() * 1000), msg.topic, f"{type(e).__name__}: {e}", msg.raw),
+            )
+
+        self.db.run(step)
+
+    def _after_commit(self, batch: list[Incoming], out: Outcome) -> None:
+        c = self._client
+        for msg in batch:
+            if msg.token is not None:
+                mid, qos = msg.token
+                if qos:
+                    c.ack(mid, qos)
+        for device, (applied, h) in out.acks.items():
+            tenant = self._tenant_of(batch, device)
+            if tenant is not None and applied:
+                c.publish(
+                    topics.ack(tenant, device), messages.encode_ack(applied, h), qos=1, retain=True
+                )
+        now = time.monotonic()
+        for device, (first, last) in out.gaps.items():
+            self._request_gap(device, first, last, now, self._tenant_of(batch, device))
+        if out.stream:
+            self._publish_stream()
+        if out.members and self.cfg.snapshots:
+            self._snap_pending.update(out.members)
+        for k in ("applied", "duplicates", "held", "quarantined"):
+            self.stats[k] += getattr(out, k)
+        self.stats["batches"] += 1
+        self.stats["messages"] += len(batch)
+        if self.on_batch is not None:
+            self.on_batch(out)
+
+    @staticmethod
+    def _tenant_of(batch: list[Incoming], device: str) -> str | None:
+        for m in batch:
+            t = topics.parse_records(m.topic)
+            if t is not None and t[2] == device:
+                return t[0]
+        return None
+
+    def _request_gap(
+        self, device: str, first: int, last: int, now: float, tenant: str | None
+    ) -> None:
+        prev = self._last_gap.get(device)
+        if prev is not None and prev[0] == first and now - prev[1] < self.cfg.gap_interval:
+            return
+        if tenant is None:
+            row = self.db.read("SELECT tenant FROM devices WHERE device = ?", (device,))
+            if not row:
+                return
+            tenant = str(row[0][0])
+        self._last_gap[device] = (first, now)
+        self._client.publish(
+            topics.gap(tenant, device), messages.encode_gap([(first, last)]), qos=1
+        )
+        log.info("asked %s for records %d..%d", device, first, last)
+
+    def _publish_stream(self) -> None:
+        with self._lock:
+            done, self._stream_done = self._stream_done, []
+            inflight = {i for ids in self._stream_inflight.values() for i in ids}
+        if done:
+            marks = [(sid,) for sid in done]
+            self.db.run(
+                lambda tx: tx.executemany("UPDATE stream SET published = 1 WHERE id = ?", marks)
+            )
+        rows = self.db.read(
+            "SELECT id, tenant, store, body FROM stream WHERE published = 0 ORDER BY id LIMIT 5000"
+        )
+        groups: dict[tuple[str, str], list[tuple[int, bytes]]] = {}
+        for sid, tenant, store, body in rows:
+            if int(sid) not in inflight:
+                groups.setdefault((tenant, store), []).append((int(sid), bytes(body)))
+        for (tenant, store), items in groups.items():
+            for i in range(0, len(items), STREAM_BATCH):
+                chunk = items[i : i + STREAM_BATCH]
+                payload = b'{"v":1,"entries":[' + b",".join(b for _, b in chunk) + b"]}"
+                info = self._client.publish(topics.reconciled(tenant, store), payload, qos=1)
+                with self._lock:
+                    self._stream_inflight[info.mid] = [sid for sid, _ in chunk]
+
+    def _publish_snapshots(self, members: list[str]) -> None:
+        snaps = self.db.run(
+            lambda tx: build_snapshots(tx, members, self.rs.window_days, self.cfg.utc_offset_min)
+        )
+        by_tenant: dict[str, list[snapshots.MemberSnapshot]] = {}
+        for tenant, snap in snaps:
+            by_tenant.setdefault(tenant, []).append(snap)
+        now = int(time.time() * 1000)
+        for tenant, items in by_tenant.items():
+            for i in range(0, len(items), 500):
+                self._client.publish(
+                    topics.snapshot(tenant), snapshots.encode(items[i : i + 500], now), qos=1
+                )
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if self._snap_pending and now - self._last_snap >= self.cfg.snapshot_interval:
+            self._last_snap = now
+            members, self._snap_pending = sorted(self._snap_pending), set()
+            self._publish_snapshots(members)
+        if now - self._last_gap_scan >= self.cfg.gap_interval:
+            self._last_gap_scan = now
+            self._publish_stream()
+            rows = self.db.read(
+                "SELECT h.device, d.tenant, d.applied_through, MIN(h.seq) FROM "
+                "held h JOIN devices d ON d.device = h.device WHERE h.seq > "
+                "d.applied_through GROUP BY h.device, d.tenant, "
+                "d.applied_through"
+            )
+            for device, tenant, applied, first_held in rows:
+                self._request_gap(device, int(applied) + 1, int(first_held) - 1, now, tenant)
+        if now - self._last_expiry >= self.cfg.expiry_interval:
+            self._last_expiry = now
+            expired = run_expiry(self.db, self.rs, utc_offset_min=self.cfg.utc_offset_min)
+            if expired:
+                log.info("expired %d points of %d members", sum(expired.values()), len(expired))
+                if self.cfg.snapshots:
+                    self._publish_snapshots(sorted(expired))
+
+
+def build_snapshots(
+    tx: Tx, members: list[str], window_days: int, utc_offset_min: int = 210
+) -> list[tuple[str, snapshots.MemberSnapshot]]:
+    today = (int(time.time()) + utc_offset_min * 60) // 86400
+    out = []
+    for part in chunks(members):
+        q = marks(len(part))
+        rows = tx.all(
+            "SELECT member, tenant, points, wallet, tier, visits, birthday, "
+            f"birthday_claimed, version, device_seqs FROM members WHERE member IN ({q})",
+            part,
+        )
+        spend: dict[str, list[tuple[int, int]]] = {}
+        for m, d, a in tx.all(
+            f"SELECT member, day, amount FROM member_spend WHERE member IN "
+            f"({q}) AND day > ? ORDER BY member, day",
+            (*part, today - window_days),
+        ):
+            spend.setdefault(m, []).append((int(d), int(a)))
+        cards: dict[str, list[str]] = {}
+        for m, c in tx.all(
+            f"SELECT member, card FROM member_cards WHERE member IN ({q}) ORDER BY card", part
+        ):
+            cards.setdefault(m, []).append(str(c))
+        coupons: dict[str, list[str]] = {}
+        for m, c in tx.all(
+            f"SELECT DISTINCT member, code FROM coupon_uses WHERE member IN ({q}) ORDER BY code",
+            part,
+        ):
+            coupons.setdefault(m, []).append(str(c))
+        for r in rows:
+            m = str(r[0])
+            out.append(
+                (
+                    str(r[1]),
+                    snapshots.MemberSnapshot(
+                        m,
+                        int(r[2]),
+                        int(r[3]),
+                        str(r[4]),
+                        int(r[5]),
+                        tuple(spend.get(m, ())),
+                        r[6],
+                        int(r[7]),
+                        int(r[8]),
+                        json.loads(r[9]),
+                        tuple(cards.get(m, ())),
+                        tuple(coupons.get(m, ())),
+                    ),
+                )
+            )
+    return out

@@ -1,0 +1,95 @@
+"""Member balance snapshots, head office -> terminals (topic ``snapshot``, tenant-wide).
+
+    message   {0: [snapshot, ...], 1: generated at (ms)}
+    snapshot  {0: member (E.164 or card:UID), 1: points, 2: wallet (Rials), 3: tier,
+               4: visits, 5: [[day number, rials], ...] spend in the tier window,
+               6: birthday (Jalali YYYY-MM-DD) or null, 7: birthday year claimed,
+               8: version, 9: {device: last seq of that device applied for this member},
+               10: [card ids], 11: [single-use coupon codes used]}
+
+A terminal adds its own activity for the member with seq above ``9[its device]`` (its
+records head office had not applied when the snapshot was made) to estimate the balance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edge.errors import DecodeError
+from edge.protocol import cbor
+
+MAX_SNAPSHOT_MESSAGE = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSnapshot:
+    member: str
+    points: int
+    wallet: int
+    tier: str
+    visits: int
+    spend: tuple[tuple[int, int], ...]
+    birthday: str | None
+    birthday_claimed: int
+    version: int
+    device_seqs: dict[str, int]
+    cards: tuple[str, ...] = ()
+    used_coupons: tuple[str, ...] = ()
+
+    def to_map(self) -> dict[int, Any]:
+        return {
+            0: self.member,
+            1: self.points,
+            2: self.wallet,
+            3: self.tier,
+            4: self.visits,
+            5: [list(s) for s in self.spend],
+            6: self.birthday,
+            7: self.birthday_claimed,
+            8: self.version,
+            9: dict(self.device_seqs),
+            10: list(self.cards),
+            11: list(self.used_coupons),
+        }
+
+
+def encode(snaps: list[MemberSnapshot], generated_ms: int) -> bytes:
+    return cbor.encode({0: [s.to_map() for s in snaps], 1: generated_ms})
+
+
+def _int(v: Any, what: str) -> int:
+    if type(v) is not int:
+        raise DecodeError("bad_message", f"snapshot {what} must be an integer")
+    return v
+
+
+def decode(data: bytes) -> tuple[list[MemberSnapshot], int]:
+    m = cbor.decode(data, max_size=MAX_SNAPSHOT_MESSAGE)
+    if type(m) is not dict or type(m.get(0)) is not list:
+        raise DecodeError("bad_message", "a snapshot message is {0: [...], 1: ms}")
+    out = []
+    for s in m[0]:
+        if type(s) is not dict or type(s.get(0)) is not str or type(s.get(3)) is not str:
+            raise DecodeError("bad_message", "a member snapshot needs member and tier")
+        spend = s.get(5, [])
+        seqs = s.get(9, {})
+        if type(spend) is not list or type(seqs) is not dict:
+            raise DecodeError("bad_message", "bad spend or device seqs in a snapshot")
+        out.append(
+            MemberSnapshot(
+                s[0],
+                _int(s.get(1), "points"),
+                _int(s.get(2), "wallet"),
+                s[3],
+                _int(s.get(4), "visits"),
+                tuple((_int(d[0], "day"), _int(d[1], "spend")) for d in spend),
+                s.get(6) if type(s.get(6)) is str else None,
+                _int(s.get(7, 0), "birthday year"),
+                _int(s.get(8), "version"),
+                {str(k): _int(v, "seq") for k, v in seqs.items()},
+                tuple(str(c) for c in s.get(10, [])),
+                tuple(str(c) for c in s.get(11, [])),
+            )
+        )
+    return out, _int(m.get(1, 0), "time")

@@ -1,0 +1,251 @@
+"""The reconciler as a service on a real Mosquitto, killed and restarted mid-stream."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cloud_broker.local_broker import LocalMosquitto
+from edge.protocol import snapshots, topics
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+from edge.protocol.uplink import Uplink, UplinkConfig
+from tests.conftest import ROOT
+from tests.helpers.headoffice import HO
+from tests.helpers.terminal import Terminal
+
+ALI = "+989121234567"
+
+
+def serve(broker: LocalMosquitto, ledger_url: str, log: Path) -> subprocess.Popen[bytes]:
+    f = log.open("ab")
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cloud_broker",
+            "--ledger",
+            ledger_url,
+            "serve",
+            "--broker",
+            broker.url,
+            "--batch",
+            "200",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=f,
+    )
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == b"serving", log.read_text()
+    return p
+
+
+def uplink(t: Terminal, broker: LocalMosquitto) -> Uplink:
+    up = Uplink(
+        UplinkConfig(BrokerConfig.from_url(broker.url, keepalive=5), resend_after=2.0),
+        t.db,
+        t.identity,
+    )
+    up.start()
+    return up
+
+
+def wait(cond: Any, timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class Listener:
+    def __init__(self, broker: LocalMosquitto, topic: str) -> None:
+        self.got: list[bytes] = []
+        cfg = BrokerConfig.from_url(broker.url)
+        self.c = new_client(cfg, f"listener-{topic.replace('/', '-')}")
+        self.c.on_message = lambda _c, _u, m: self.got.append(bytes(m.payload))
+        connect(self.c, cfg)
+        self.c.subscribe(topic, qos=1)
+        self.c.loop_start()
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+
+
+def test_end_to_end_with_stream_and_snapshots(
+    tmp_path: Path, broker: LocalMosquitto, ledger_url: str
+) -> None:
+    ho = HO(ledger_url)
+    terms = [Terminal(tmp_path, f"pos-{i}", f"s{i}") for i in range(3)]
+    ho.register(*terms)
+    stream = Listener(broker, "loyalty/v1/hypershahr/reconciled/+")
+    snaps = Listener(broker, topics.snapshot("hypershahr"))
+    proc = serve(broker, ledger_url, tmp_path / "serve.log")
+    ups = [uplink(t, broker) for t in terms]
+    try:
+        for i in range(30):
+            for t in terms:
+                t.sale(ALI, earned=10, cashback=1000, subtotal=100_000 + i)
+                ups[terms.index(t)].notify()
+        assert wait(lambda: all(t.outbox.status()["depth"] == 0 for t in terms)), (
+            tmp_path / "serve.log"
+        ).read_text()[-3000:]
+        assert ho.member(ALI)[:2] == (900, 90_000)
+        assert ho.check() == []
+
+        def entries() -> list[dict[str, Any]]:
+            return [e for b in list(stream.got) for e in json.loads(b)["entries"]]
+
+        assert wait(lambda: len(entries()) >= 90)
+        bodies = entries()
+        assert {(b["device"], b["seq"]) for b in bodies} == {
+            (t.device, s) for t in terms for s in range(1, 31)
+        }
+        assert bodies[-1]["balances"]["points"] > 0 and bodies[-1]["member"] == ALI
+        assert wait(lambda: any(s.points == 900 for m in snaps.got for s in snapshots.decode(m)[0]))
+    finally:
+        for u in ups:
+            u.stop()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        stream.stop()
+        snaps.stop()
+        ho.close()
+
+
+def test_reconciler_sigkilled_mid_batch_loses_nothing_applies_nothing_twice(
+    tmp_path: Path, broker: LocalMosquitto, ledger_url: str
+) -> None:
+    ho = HO(ledger_url)
+    terms = [Terminal(tmp_path, f"pos-{i}", "s1") for i in range(4)]
+    ho.register(*terms)
+    log = tmp_path / "serve.log"
+    proc = serve(broker, ledger_url, log)
+    ups = [uplink(t, broker) for t in terms]
+    stop = threading.Event()
+    kills = 0
+
+    def chaos() -> None:
+        nonlocal proc, kills
+        while not stop.is_set():
+            time.sleep(0.7)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            kills += 1
+            time.sleep(0.2)
+            proc = serve(broker, ledger_url, log)
+
+    th = threading.Thread(target=chaos)
+    th.start()
+    written = 0
+    try:
+        t_end = time.monotonic() + 4.0
+        while time.monotonic() < t_end:
+            for t, u in zip(terms, ups, strict=True):
+                t.sale(ALI, earned=1, cashback=10)
+                u.notify()
+                written += 1
+            time.sleep(0.005)
+        stop.set()
+        th.join()
+        assert kills >= 3
+        assert wait(lambda: all(t.outbox.status()["depth"] == 0 for t in terms), 90), [
+            t.outbox.status() for t in terms
+        ]
+        assert ho.one("SELECT COUNT(*) FROM records") == written
+        assert ho.member(ALI)[:2] == (written, 10 * written)
+        assert ho.check() == []
+    finally:
+        stop.set()
+        for u in ups:
+            u.stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        ho.close()
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_attacks_on_the_wire_are_quarantined_while_good_traffic_flows(
+    tmp_path: Path, broker: LocalMosquitto, ledger_url: str
+) -> None:
+    ho = HO(ledger_url)
+    good, other = Terminal(tmp_path, "pos-1"), Terminal(tmp_path, "pos-2")
+    ho.register(good, other)
+    (tmp_path / "x").mkdir()
+    mallory = Terminal(tmp_path / "x", "pos-1")  # same id, its own key
+    proc = serve(broker, ledger_url, tmp_path / "serve.log")
+    cfg = BrokerConfig.from_url(broker.url)
+    attacker = new_client(cfg, "attacker")
+    connect(attacker, cfg)
+    attacker.loop_start()
+    up = uplink(good, broker)
+    try:
+        for i in range(20):
+            good.sale(ALI, earned=5)
+            if i == 10:
+                for payload, topic in (
+                    (mallory.sale(ALI, earned=10**6).raw, good.topic),
+                    (other.sale(ALI, earned=10**6).raw, good.topic),
+                    (b"\x00\x01garbage", good.topic),
+                ):
+                    attacker.publish(topic, payload, qos=1).wait_for_publish(5)
+            up.notify()
+        assert wait(lambda: good.outbox.status()["depth"] == 0)
+        assert wait(lambda: ho.one("SELECT COUNT(*) FROM quarantine") == 3)
+        # b"\x00\x01...": a complete CBOR 0 followed by junk
+        assert sorted(ho.codes()) == ["bad_signature", "topic_mismatch", "trailing_bytes"]
+        assert ho.member(ALI)[0] == 100
+        assert ho.check() == []
+    finally:
+        up.stop()
+        attacker.loop_stop()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+        ho.close()
+
+
+def test_a_killed_service_leaves_no_screening_workers(
+    tmp_path: Path, broker: LocalMosquitto, ledger_url: str
+) -> None:
+    import os
+
+    proc = serve(broker, ledger_url, tmp_path / "serve.log")
+
+    def children() -> list[int]:
+        out = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == proc.pid:
+                    out.append(int(d.name))
+        return out
+
+    assert wait(lambda: len(children()) >= 1, 10)  # the spawned screening worker
+    kids = children()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+
+    def gone() -> bool:
+        for pid in kids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            st = Path(f"/proc/{pid}/stat")
+            if st.exists() and st.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                return False
+        return True
+
+    assert wait(gone, 10), kids
