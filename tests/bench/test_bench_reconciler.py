@@ -1,0 +1,231 @@
+"""Head office throughput: publish -> verify -> ledger commit -> ack, next to raw MQTT."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from cloud_broker.local_broker import LocalMosquitto
+from edge.protocol import messages, topics
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+from tests.conftest import ROOT
+from tests.helpers.headoffice import HO
+from tests.helpers.terminal import Terminal
+
+DEVICES = 20
+PER_DEVICE = 500
+N = DEVICES * PER_DEVICE
+MEMBERS = [f"+98912{i:07d}" for i in range(2000)]
+
+
+def _records(tmp: Path) -> tuple[list[Terminal], list[tuple[str, bytes]]]:
+    terms = [Terminal(tmp, f"pos-{i:02d}", f"s{i % 5}") for i in range(DEVICES)]
+    msgs = []
+    for i in range(PER_DEVICE):
+        for k, t in enumerate(terms):
+            if i == 0:
+                t.outbox._conn.execute("PRAGMA synchronous=OFF")  # fast set-up only
+            m = MEMBERS[(i * DEVICES + k) % len(MEMBERS)]
+            r = t.sale(
+                m,
+                subtotal=1_000_000 + i,
+                earned=100,
+                cashback=1000,
+                redeemed=50 if i % 4 == 3 else 0,
+                discount=50_000 if i % 4 == 3 else 0,
+            )
+            msgs.append((t.topic, r.raw))
+    return terms, msgs
+
+
+def _publish_all(url: str, msgs: list[tuple[str, bytes]], client_id: str) -> mqtt.Client:
+    cfg = BrokerConfig.from_url(url)
+    c = new_client(cfg, client_id)
+    c.max_inflight_messages_set(1000)
+    connect(c, cfg)
+    c.loop_start()
+    for topic, raw in msgs:
+        c.publish(topic, raw, qos=1)
+    return c
+
+
+def raw_subscriber_rate(broker: LocalMosquitto, msgs: list[tuple[str, bytes]]) -> float:
+    cfg = BrokerConfig.from_url(broker.url)
+    got = [0]
+    done = threading.Event()
+    first: list[float] = []
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        got[0] += 1
+        if got[0] == len(msgs):
+            done.set()
+
+    sub = new_client(cfg, "raw-sub")
+    sub.on_message = on_message
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    connect(sub, cfg)
+    sub.subscribe("rawbench/#", qos=1)
+    sub.loop_start()
+    assert subscribed.wait(10)
+    t0 = time.perf_counter()
+    pub = _publish_all(broker.url, [(f"rawbench/{t}", r) for t, r in msgs], "raw-pub")
+    assert done.wait(300)
+    dt = time.perf_counter() - t0
+    pub.loop_stop()
+    sub.loop_stop()
+    return len(msgs) / dt
+
+
+def raw_backlog_rate(broker: LocalMosquitto, msgs: list[tuple[str, bytes]]) -> float:
+    """A plain paho subscriber draining the same backlog from its persistent session."""
+    cfg = BrokerConfig.from_url(broker.url)
+    got = [0]
+    done = threading.Event()
+
+    def on_message(_c: Any, _u: Any, _m: Any) -> None:
+        got[0] += 1
+        if got[0] == len(msgs):
+            done.set()
+
+    def client() -> mqtt.Client:
+        c = new_client(cfg, "raw-backlog")
+        c.on_message = on_message
+        return c
+
+    sub = client()
+    subscribed = threading.Event()
+    sub.on_subscribe = lambda *_a: subscribed.set()
+    connect(sub, cfg)
+    sub.subscribe("rawbacklog/#", qos=1)
+    sub.loop_start()
+    assert subscribed.wait(10)
+    sub.disconnect()
+    sub.loop_stop()
+    pub = _publish_all(broker.url, [(f"rawbacklog/{t}", r) for t, r in msgs], "raw-pub2")
+    time.sleep(0.5)
+    pub.loop_stop()
+    sub = client()
+    t0 = time.perf_counter()
+    connect(sub, cfg)
+    sub.loop_start()
+    assert done.wait(300)
+    dt = time.perf_counter() - t0
+    sub.loop_stop()
+    return len(msgs) / dt
+
+
+@pytest.mark.parametrize("mode", ["live", "backlog"])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_reconciler_throughput(
+    benchmark: Any, tmp_path: Path, backend: str, mode: str, request: pytest.FixtureRequest
+) -> None:
+    """live: devices publish while head office reconciles; backlog: head office comes
+    back to 10,000 records queued for it in the broker."""
+    from tests.cloud.conftest import _PG_PROBLEM
+
+    if backend == "postgresql" and _PG_PROBLEM:
+        pytest.skip(f"PostgreSQL not reachable: {_PG_PROBLEM}")
+    (tmp_path / "t").mkdir()
+    terms, msgs = _records(tmp_path / "t")
+    results: dict[str, float] = {}
+
+    def run_once() -> float:
+        run = tmp_path / f"run{len(results)}"
+        run.mkdir()
+        broker = LocalMosquitto(run / "mosquitto")
+        broker.start()
+        if backend == "sqlite":
+            url = f"sqlite:///{run}/ledger.db"
+        else:
+            url = request.getfixturevalue("pg_url_factory")()
+        ho = HO(url)
+        ho.register(*terms)
+        ho.close()
+
+        def serve() -> subprocess.Popen[bytes]:
+            p = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cloud_broker",
+                    "--ledger",
+                    url,
+                    "serve",
+                    "--broker",
+                    broker.url,
+                ],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=(run / "serve.log").open("ab"),
+            )
+            assert p.stdout is not None and p.stdout.readline().strip() == b"serving"
+            return p
+
+        proc = serve()
+        acked: dict[str, int] = {}
+        done = threading.Event()
+
+        def on_ack(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+            acked[m.topic.rsplit("/", 1)[1]] = messages.decode_ack(bytes(m.payload))[0]
+            if len(acked) == DEVICES and min(acked.values()) == PER_DEVICE:
+                done.set()
+
+        cfg = BrokerConfig.from_url(broker.url)
+        watcher = new_client(cfg, "ack-watcher")
+        watcher.on_message = on_ack
+        connect(watcher, cfg)
+        watcher.subscribe(topics.ack("+", "+"), qos=1)
+        watcher.loop_start()
+        time.sleep(0.5)
+        if mode == "backlog":  # head office is down while the stores send everything
+            proc.terminate()
+            proc.wait(30)
+            pub = _publish_all(broker.url, msgs, "bench-pub")
+            while pub.want_write() or len(pub._out_messages):
+                time.sleep(0.05)
+            pub.loop_stop()
+            t0 = time.perf_counter()
+            proc = serve()
+        else:
+            t0 = time.perf_counter()
+            pub = _publish_all(broker.url, msgs, "bench-pub")
+        ok = done.wait(600)
+        dt = time.perf_counter() - t0
+        pub.loop_stop()
+        watcher.loop_stop()
+        assert ok, (run / "serve.log").read_text()[-2000:]
+        results["reconciled_per_s"] = N / dt
+        results["raw_sub_per_s"] = (
+            raw_subscriber_rate(broker, msgs) if mode == "live" else raw_backlog_rate(broker, msgs)
+        )
+        proc.terminate()
+        proc.wait(30)
+        ho = HO(url)
+        assert ho.check() == []
+        assert ho.one("SELECT COUNT(*) FROM records") == N
+        ho.close()
+        broker.stop()
+        return dt
+
+    benchmark.pedantic(run_once, rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        {
+            "records": N,
+            "devices": DEVICES,
+            "backend": backend,
+            "mode": mode,
+            "reconciled_per_s": round(results["reconciled_per_s"]),
+            "raw_paho_subscriber_per_s": round(results["raw_sub_per_s"]),
+            "goal": ">= 5,000/s on SQLite",
+        }
+    )
