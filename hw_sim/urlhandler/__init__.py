@@ -1,0 +1,1 @@
+"""pyserial URL handlers: ``sim://`` (see protocol_sim)."""
