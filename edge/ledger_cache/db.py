@@ -59,6 +59,39 @@ MIGRATIONS: list[str] = [
         value BLOB NOT NULL
     );
     """,
+    # 2: the checkout's durable state: payment intents (so a crash between the bank's
+    #    approval and the commit is recovered), sales kept for refunds, card -> member
+    """
+    CREATE TABLE payments (
+        id INTEGER PRIMARY KEY,
+        session TEXT NOT NULL,
+        basket TEXT,
+        member TEXT,
+        amount INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        quote TEXT NOT NULL,
+        ident TEXT,
+        bank TEXT,
+        seq INTEGER,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX payments_state ON payments (state);
+    CREATE TABLE sales (
+        seq INTEGER PRIMARY KEY,
+        hash BLOB NOT NULL,
+        basket TEXT,
+        member TEXT,
+        quote TEXT NOT NULL,
+        refunded TEXT NOT NULL DEFAULT '[]',
+        created_ms INTEGER NOT NULL
+    );
+    CREATE INDEX sales_basket ON sales (basket);
+    CREATE TABLE cards (
+        card TEXT PRIMARY KEY,
+        member TEXT NOT NULL
+    );
+    """,
 ]
 
 

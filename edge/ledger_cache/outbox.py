@@ -182,9 +182,11 @@ class Outbox:
         basket: str | None = None,
         delta: MemberDelta | None = None,
         charged: bool = False,
+        also: Callable[[sqlite3.Connection, Record], None] | None = None,
     ) -> Record:
         """Allocate seq, seal, store; returns after the commit.  ``charged`` says the money
-        was already taken, so the outbox limits do not apply."""
+        was already taken, so the outbox limits do not apply.  ``also`` runs inside the
+        same transaction with the new record (the checkout's own bookkeeping)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -238,6 +240,8 @@ class Outbox:
                         json.dumps(delta.info, sort_keys=True) if delta.info else None,
                     ),
                 )
+            if also is not None:
+                also(conn, rec)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -262,6 +266,11 @@ class Outbox:
             "fill_pct": row[4] * 100 // self.limits.max_bytes,
             "alarm_pct": self._level,
         }
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The writer's connection (the agent's own tables live in the same file)."""
+        return self._conn
 
     def member_deltas(self, member: str) -> list[sqlite3.Row]:
         cur = self._conn.execute(

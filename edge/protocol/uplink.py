@@ -27,6 +27,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,13 @@ class UplinkConfig:
 
 
 class Uplink(threading.Thread):
-    def __init__(self, cfg: UplinkConfig, db_path: Path | str, identity: Identity) -> None:
+    def __init__(
+        self,
+        cfg: UplinkConfig,
+        db_path: Path | str,
+        identity: Identity,
+        downlink: dict[str, Callable[[bytes], None]] | None = None,
+    ) -> None:
         super().__init__(name=f"uplink-{identity.device}", daemon=True)
         self.cfg = cfg
         self.identity = identity
@@ -89,6 +96,9 @@ class Uplink(threading.Thread):
         self._ack_topic = topics.ack(t, identity.device)
         self._gap_topic = topics.gap(t, identity.device)
         self._status_topic = topics.status(t, identity.device)
+        # other topics this device reads (rules, snapshots): handlers run in this thread
+        # and must hand the work on quickly
+        self._downlink = dict(downlink or {})
 
     # -- public, thread-safe ------------------------------------------------------------
 
@@ -236,7 +246,9 @@ class Uplink(threading.Thread):
             return
         self._connected = True
         self._backoff.succeeded()
-        client.subscribe([(self._ack_topic, 1), (self._gap_topic, 1)])
+        client.subscribe(
+            [(self._ack_topic, 1), (self._gap_topic, 1), *((t, 1) for t in self._downlink)]
+        )
         assert self._view is not None
         last, self._applied = self._view.counters()
         client.publish(
@@ -274,6 +286,8 @@ class Uplink(threading.Thread):
                 self._handle_ack(bytes(msg.payload))
             elif msg.topic == self._gap_topic:
                 self._handle_gap(bytes(msg.payload))
+            elif msg.topic in self._downlink:
+                self._downlink[msg.topic](bytes(msg.payload))
         except DecodeError as e:
             log.error("ignored a malformed message on %s: %s", msg.topic, e)
 

@@ -1,0 +1,294 @@
+"""The terminal agent: configuration, devices, checkout, uplink and the POS API together.
+
+Threads:
+
+* the **agent thread** owns the SQLite connection (outbox, members, payments): every
+  checkout step and every downlink message (rules bundles, member snapshots) runs there,
+  one at a time (``Agent.call``);
+* one thread per card reader and keypad turns taps, scans and typed numbers into
+  identification events;
+* the uplink thread (edge.protocol.uplink) owns the MQTT client;
+* the POS API serves each request in its own thread and hands the work to the agent thread.
+
+Nothing probes ports: each device named in the configuration is opened once, on its port.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from edge.checkout import Checkout, CheckoutError
+from edge.clock import Clock
+from edge.config import Config
+from edge.core.errors import PhoneError, RuleError
+from edge.core.ruleset import RuleBook
+from edge.drivers import registry
+from edge.drivers.base import BankTerminal
+from edge.errors import DecodeError, DeviceError, LoyaltyError, SignatureError
+from edge.ledger_cache.outbox import Identity, Limits, Outbox
+from edge.members import Members
+from edge.protocol import bundles, keys, snapshots, topics
+from edge.protocol.record import Sealer
+from edge.protocol.uplink import Uplink, UplinkConfig
+from edge.sanitize import clean
+
+log = logging.getLogger("edge.agent")
+T = TypeVar("T")
+RULES_KV = "rules_bundle"
+
+
+class Agent:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.started = time.monotonic()
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.identity = Identity(cfg.tenant, cfg.store, cfg.device)
+        self.key = keys.load_private(cfg.key_file)
+        self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
+        self.clock = Clock(cfg.utc_offset_min)
+        self.book = RuleBook()
+        self._exec = ThreadPoolExecutor(1, thread_name_prefix="agent")
+        self._stop = threading.Event()
+        self.idents: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=16)
+        self.readers: dict[str, Any] = {}
+        self.bank: BankTerminal | None = None
+        self.device_state: dict[str, str] = {}
+        self.last_bank_status = ""
+        self.recovered: list[str] = []
+        self.rules_error: str | None = None
+        self.uplink: Uplink | None = None
+        if cfg.broker is not None:
+            t = cfg.tenant
+            self.uplink = Uplink(
+                UplinkConfig(cfg.broker),
+                cfg.db_path,
+                self.identity,
+                downlink={topics.rules(t): self.on_rules, topics.snapshot(t): self.on_snapshots},
+            )
+        self.call(self._open_db)
+
+    # -- the agent thread -------------------------------------------------------------------
+
+    def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
+        return self._exec.submit(fn, *args, **kw).result()
+
+    def _open_db(self) -> None:
+        limits = Limits(max_bytes=self.cfg.outbox_max_bytes, alarm_pct=self.cfg.alarm_pct)
+        self.outbox = Outbox(
+            self.cfg.db_path, self.identity, Sealer(self.key, self.cfg.device), self.clock, limits
+        )
+        self.members = Members(self.outbox.conn, self.cfg.device)
+        row = self.outbox.conn.execute("SELECT value FROM kv WHERE key = ?", (RULES_KV,)).fetchone()
+        if row is not None:
+            self._install(bytes(row[0]), persist=False)
+        if self.cfg.rules_file is not None and self.cfg.rules_file.exists():
+            try:
+                self._install(self.cfg.rules_file.read_bytes(), persist=True)
+            except (RuleError, SignatureError, DecodeError) as e:
+                # keep serving: club offers are refused with a clear reason until head
+                # office sends a bundle signed with the pinned key
+                self.rules_error = f"provisioned bundle refused: {e}"
+                log.error("%s", self.rules_error)
+        self.checkout = Checkout(
+            self.outbox,
+            self.members,
+            self.book,
+            self.clock,
+            None,
+            online=self.online,
+            notify=self.notify,
+            enroll_new_phones=self.cfg.enroll_new_phones,
+            bank_timeout=self.cfg.bank_timeout,
+        )
+
+    def _install(self, raw: bytes, persist: bool) -> None:
+        rs = bundles.open_bundle(raw, self.pinned, self.cfg.tenant)
+        cur = self.book.current
+        if cur is not None and rs.version <= cur.version:
+            if rs.version < cur.version:
+                log.warning(
+                    "refused rules bundle v%d: older than v%d in force", rs.version, cur.version
+                )
+            return
+        self.book.replace(rs.doc)
+        if persist:
+            self.outbox.conn.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT "
+                "(key) DO UPDATE SET value = excluded.value",
+                (RULES_KV, raw),
+            )
+        log.info("rules bundle v%d in force (%d rules)", rs.version, len(rs.rules))
+
+    # -- downlink (called in the uplink thread) ------------------------------------------------
+
+    def on_rules(self, raw: bytes) -> None:
+        def work() -> None:
+            try:
+                self._install(raw, persist=True)
+                self.rules_error = None
+            except (RuleError, SignatureError, DecodeError) as e:
+                self.rules_error = f"bundle from head office refused: {e}"
+                log.error(
+                    "refused a rules bundle from head office: %s (the rules in force stay)", e
+                )
+
+        self._exec.submit(work)
+
+    def on_snapshots(self, raw: bytes) -> None:
+        def work() -> None:
+            try:
+                snaps, _ = snapshots.decode(raw)
+            except DecodeError as e:
+                log.error("ignored a malformed member snapshot message: %s", e)
+                return
+            self.members.apply(snaps, int(time.time() * 1000))
+
+        self._exec.submit(work)
+
+    # -- devices -------------------------------------------------------------------------
+
+    def _open_devices(self) -> None:
+        for d in self.cfg.devices.values():
+            try:
+                drv = registry.create(d.kind, d.driver, port=d.port, **d.options)
+            except DeviceError as e:
+                self.device_state[d.name] = f"error: {e}"
+                log.error("device %s (%s on %s): %s", d.name, d.driver, d.port, e)
+                continue
+            except TypeError as e:
+                raise LoyaltyError(f"devices.{d.name}.options: {e}") from e
+            self.device_state[d.name] = "ok"
+            if d.kind == "bank":
+                self.bank = drv
+                try:
+                    drv.register()
+                except DeviceError as e:
+                    self.device_state[d.name] = f"error: {e}"
+                    log.error("bank terminal %s did not register: %s", d.port, e)
+            else:
+                self.readers[d.name] = drv
+                threading.Thread(
+                    target=self._read_loop,
+                    args=(d.name, d.kind, drv),
+                    name=f"reader-{d.name}",
+                    daemon=True,
+                ).start()
+
+    def _read_loop(self, name: str, kind: str, drv: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                if kind == "phone":
+                    try:
+                        number = drv.read_phone(0.5)
+                    except PhoneError as e:
+                        self._event({"device": name, "error": "bad_phone", "en": e.en, "fa": e.fa})
+                        continue
+                    if number:
+                        self._event({"device": name, "phone": number})
+                else:
+                    got = drv.read(0.5)
+                    if got is not None:
+                        self._event({"device": name, "card": got.uid, "kind": got.kind})
+                self.device_state[name] = "ok"
+            except DeviceError as e:
+                if self.device_state.get(name) == "ok":
+                    log.error("device %s: %s", name, e)
+                self.device_state[name] = f"error: {clean(str(e), 120)}"
+                self._stop.wait(1.0)
+
+    def _event(self, ev: dict[str, Any]) -> None:
+        ev["at"] = time.monotonic()
+        if self.idents.full():
+            self.idents.get_nowait()
+        self.idents.put(ev)
+
+    def wait_ident(self, timeout: float) -> dict[str, Any] | None:
+        """The next tap, scan or typed number within ``timeout`` (older ones are stale)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                ev = self.idents.get(timeout=left)
+            except queue.Empty:
+                return None
+            if time.monotonic() - ev["at"] < 30:
+                return ev
+
+    # -- life ------------------------------------------------------------------------------
+
+    def online(self) -> bool:
+        return self.uplink is not None and bool(self.uplink.status().get("connected"))
+
+    def notify(self) -> None:
+        if self.uplink is not None:
+            self.uplink.notify()
+
+    def start(self) -> None:
+        self._open_devices()
+        self.checkout.bank = self.bank
+        self.checkout.on_status = self._bank_status
+        self.recovered = self.call(self.checkout.recover)
+        for line in self.recovered:
+            log.warning("recovered after a restart: %s", line)
+        if self.uplink is not None:
+            self.uplink.start()
+
+    def _bank_status(self, _device: str, text: str) -> None:
+        self.last_bank_status = clean(text, 80)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.uplink is not None:
+            self.uplink.stop()
+        for drv in self.readers.values():
+            drv.close()
+        if self.bank is not None:
+            self.bank.close()
+        self.call(self.outbox.close)
+        self._exec.shutdown()
+
+    def status(self) -> dict[str, Any]:
+        ob = self.call(self.outbox.status)
+        unknown = self.call(
+            lambda: self.outbox.conn.execute(
+                "SELECT COUNT(*) FROM payments WHERE state = 'unknown'"
+            ).fetchone()[0]
+        )
+        up = self.uplink.status() if self.uplink is not None else {}
+        rs = self.book.current
+        return {
+            "device": self.cfg.device,
+            "store": self.cfg.store,
+            "tenant": self.cfg.tenant,
+            "online": bool(up.get("connected")),
+            "broker": self.cfg.broker.url if self.cfg.broker else None,
+            "outbox": ob,
+            "last_ack_ms": ob["last_ack_ms"],
+            "rules_version": rs.version if rs else None,
+            "rules_error": self.rules_error,
+            "devices": dict(self.device_state),
+            "payments_unknown": int(unknown),
+            "uptime_s": int(time.monotonic() - self.started),
+            "bank_status": self.last_bank_status,
+            "recovered": self.recovered,
+        }
+
+
+def error_view(e: Exception) -> tuple[int, dict[str, Any]]:
+    if isinstance(e, CheckoutError):
+        return e.status, {"error": e.code, "en": e.en, "fa": e.fa}
+    if isinstance(e, LoyaltyError):
+        return 502, {"error": type(e).__name__, "en": e.en, "fa": e.fa}
+    return 500, {
+        "error": "internal",
+        "en": "internal error (see the agent's log)",
+        "fa": "خطای داخلی (گزارش سرویس را ببینید)",
+    }

@@ -1,0 +1,533 @@
+"""One checkout at the till, durable at every step.
+
+    open(basket) -> identify(phone | card | qr) -> quote -> pay -> receipt
+                                                         \\-> cancel
+    refund(seq, lines | all) / void(seq)
+
+``pay`` is the only step that touches money, and it is ordered so that a crash (a power
+cut) at any instant leaves neither a paid sale unrecorded nor an unpaid sale recorded:
+
+1. the outbox must have room (``check_capacity``), else the cashier is told before any
+   charge;
+2. a **payment intent** is committed (state ``intent``, amount, the quote), then marked
+   ``charging`` just before the bank terminal is asked;
+3. the bank terminal charges the payable amount;
+4. declined / aborted / timed out: the intent becomes ``declined``, nothing else changes;
+5. approved: one transaction commits the sale record (with the bank's reference), the
+   member's balance delta, the intent as ``committed`` and the sale kept for refunds;
+6. receipt lines are returned and the uplink is told.
+
+On start, an intent left ``intent`` was never sent to the bank (closed as not paid); one
+left ``charging`` (the agent died during the charge or between approval and commit) is
+resolved by asking the bank terminal for its last transaction:
+approved for that amount and not yet recorded -> the sale is recorded now; otherwise the
+intent is closed as not paid.  If the terminal cannot tell, the intent stays ``unknown``
+and the status says so.  ``LOYALTY_CRASH_AT`` (tests only) kills the process at a named
+step: before_charge, after_approval, after_commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge import receipt
+from edge.clock import Clock
+from edge.core import record as R
+from edge.core.engine import quote
+from edge.core.errors import CoreError
+from edge.core.phone import normalise
+from edge.core.refund import refund as refund_quote
+from edge.core.ruleset import RuleBook
+from edge.drivers.base import BankTerminal, PaymentResult
+from edge.errors import DeviceError, LoyaltyError, OutboxFullError
+from edge.ledger_cache.outbox import MemberDelta, Outbox
+from edge.members import Members
+from edge.protocol.record import Record
+
+log = logging.getLogger("edge.checkout")
+
+SESSION_TTL = 3600.0
+
+
+class CheckoutError(LoyaltyError):
+    """A checkout step that cannot be done; ``code`` for the POS, fa/en for the cashier."""
+
+    def __init__(self, code: str, en: str, fa: str, status: int = 409) -> None:
+        super().__init__(en, fa=fa)
+        self.code = code
+        self.status = status
+
+
+@dataclass
+class Session:
+    id: str
+    basket: dict[str, Any]
+    created: float
+    member: str | None = None
+    ident: str | None = None  # phone | card | qr
+    enrolled: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    quote: dict[str, Any] | None = None
+    state: str = "open"  # open, paid, declined, cancelled
+    result: dict[str, Any] | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "session": self.id,
+            "state": self.state,
+            "member": self.member,
+            "identified_by": self.ident,
+            "enrolled": self.enrolled,
+            "quote": self.quote,
+            "result": self.result,
+        }
+
+
+def _crash(step: str) -> None:
+    if os.environ.get("LOYALTY_CRASH_AT") == step:
+        log.critical("LOYALTY_CRASH_AT=%s: killing the agent now (test fault injection)", step)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Checkout:
+    def __init__(
+        self,
+        outbox: Outbox,
+        members: Members,
+        rules: RuleBook,
+        clock: Clock,
+        bank: BankTerminal | None,
+        *,
+        online: Callable[[], bool],
+        notify: Callable[[], None],
+        enroll_new_phones: bool = True,
+        bank_timeout: float = 120.0,
+    ) -> None:
+        self.outbox = outbox
+        self.members = members
+        self.rules = rules
+        self.clock = clock
+        self.bank = bank
+        self.online = online
+        self.notify = notify
+        self.enroll_new_phones = enroll_new_phones
+        self.bank_timeout = bank_timeout
+        self.ident = outbox.identity
+        self.sessions: dict[str, Session] = {}
+        self.on_status: Callable[[str, str], None] | None = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.outbox.conn
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def _session(self, sid: str) -> Session:
+        s = self.sessions.get(sid)
+        if s is None:
+            raise CheckoutError(
+                "unknown_session", f"no open checkout {sid}", f"خرید {sid} پیدا نشد.", 404
+            )
+        return s
+
+    def _open_only(self, s: Session) -> None:
+        if s.state != "open":
+            raise CheckoutError(
+                "not_open", f"checkout {s.id} is {s.state}", "این خرید دیگر باز نیست."
+            )
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for sid in [k for k, s in self.sessions.items() if now - s.created > SESSION_TTL]:
+            del self.sessions[sid]
+
+    def open(self, basket: dict[str, Any]) -> Session:
+        self._expire()
+        if not isinstance(basket, dict):
+            raise CheckoutError(
+                "bad_basket", "the basket must be a JSON object", "سبد خرید نامعتبر است.", 400
+            )
+        basket = dict(basket)
+        basket.setdefault("store", self.ident.store)
+        s = Session(uuid.uuid4().hex[:16], basket, time.monotonic())
+        self._quote(s)  # validates the basket
+        self.sessions[s.id] = s
+        return s
+
+    def cancel(self, sid: str) -> Session:
+        s = self._session(sid)
+        self._open_only(s)
+        s.state = "cancelled"
+        return s
+
+    # -- identification -------------------------------------------------------------------
+
+    def identify(
+        self, sid: str, *, phone: str | None = None, card: str | None = None, kind: str = "card"
+    ) -> Session:
+        s = self._session(sid)
+        self._open_only(s)
+        if phone is not None:
+            try:
+                member = normalise(phone)
+            except CoreError as e:
+                raise CheckoutError("bad_phone", e.en, e.fa, 400) from e
+            s.member, s.ident = member, "phone"
+            if not self.members.known(member) and self.enroll_new_phones:
+                self._enroll(member)
+                s.enrolled = True
+        elif card is not None:
+            uid = card.strip()
+            if uid.upper().startswith("LC1:"):
+                uid = uid[4:]  # the club app's QR membership card
+            if not uid or len(uid) > 64 or any(ord(c) < 0x20 for c in uid):
+                raise CheckoutError(
+                    "bad_card", "unreadable card id", "شناسه کارت نامعتبر است.", 400
+                )
+            s.member, s.ident = self.members.by_card(uid), kind
+        else:
+            raise CheckoutError(
+                "bad_request",
+                "give a phone number or a card",
+                "شماره موبایل یا کارت لازم است.",
+                400,
+            )
+        self._quote(s)
+        return s
+
+    def _enroll(self, member: str) -> Record:
+        self._capacity()
+        now = self.clock.now()
+        rec = self.outbox.commit(
+            "enroll",
+            {R.K_EXTRA: {0: "phone", 1: member}},
+            member=R.member_field("phone", member),
+            offline=not self.online(),
+            delta=MemberDelta(member, now.iso()[:10]),
+        )
+        log.info("enrolled %s at the till (record %d)", member[:7] + "***", rec.seq)
+        self.notify()
+        return rec
+
+    # -- quoting --------------------------------------------------------------------------
+
+    def set_options(self, sid: str, options: dict[str, Any]) -> Session:
+        s = self._session(sid)
+        self._open_only(s)
+        allowed = {"redeem_points", "use_wallet", "coupons"}
+        bad = set(options) - allowed
+        if bad:
+            raise CheckoutError(
+                "bad_request", f"unknown options {sorted(bad)}", "گزینه نامعتبر.", 400
+            )
+        s.options.update(options)
+        self._quote(s)
+        return s
+
+    def _quote(self, s: Session) -> dict[str, Any]:
+        rs = self.rules.current
+        if rs is None:
+            raise CheckoutError(
+                "no_rules",
+                "no signed rules bundle yet: club offers are "
+                "unavailable until head office sends one",
+                "قوانین باشگاه هنوز دریافت نشده است.",
+                503,
+            )
+        now = self.clock.now()
+        t = now.iso()
+        member_doc = None
+        if s.member is not None:
+            from edge.core.dates import parse_timestamp  # noqa: PLC0415
+
+            est = self.members.estimate(
+                s.member, parse_timestamp(t)["day"], self.online(), rs.policy
+            )
+            member_doc = est.engine
+        basket = {**s.basket, **s.options}
+        try:
+            s.quote = quote(rs, basket, member_doc, t)
+        except CoreError as e:
+            raise CheckoutError("bad_basket", e.en, e.fa, 400) from e
+        return s.quote
+
+    # -- paying ---------------------------------------------------------------------------
+
+    def _capacity(self) -> None:
+        try:
+            self.outbox.check_capacity()
+        except OutboxFullError as e:
+            raise CheckoutError("outbox_full", e.en, e.fa, 507) from e
+
+    def pay(self, sid: str) -> dict[str, Any]:
+        s = self._session(sid)
+        self._open_only(s)
+        self._capacity()
+        q = self._quote(s)
+        amount = int(q["payable"])
+        if amount > 0 and self.bank is None:
+            raise CheckoutError(
+                "no_bank", "no bank terminal is configured", "پایانه بانکی تعریف نشده است.", 503
+            )
+        pid = self._intent(s, q)
+        _crash("before_charge")
+        self._set_state(pid, "charging")
+        if amount > 0:
+            assert self.bank is not None
+            try:
+                res = self.bank.authorize(
+                    amount, on_status=self._status_text, timeout=self.bank_timeout
+                )
+            except DeviceError as e:
+                log.error("bank terminal failed during the payment: %s", e)
+                known = self._resolve_unknown(pid, amount)
+                if known is None:
+                    self._set_state(pid, "unknown")
+                    raise CheckoutError(
+                        "bank_unknown",
+                        f"{e.en}; the payment's result is "
+                        "unknown: check the bank terminal's receipt",
+                        f"{e.fa}؛ نتیجه پرداخت معلوم نیست، رسید پایانه را بررسی کنید.",
+                        502,
+                    ) from e
+                res = known
+        else:
+            res = PaymentResult(True, 0, 0, "Nothing to charge", "پرداختی لازم نیست")
+        if not res.approved:
+            self._set_state(pid, "declined", res)
+            s.state = "declined"
+            s.result = {
+                "status": "declined",
+                "en": res.en,
+                "fa": res.fa,
+                "result_code": res.result_code,
+            }
+            return s.result
+        _crash("after_approval")
+        rec = self._commit_sale(pid, s.basket.get("id"), s.member, s.ident or "phone", q, res)
+        _crash("after_commit")
+        s.state = "paid"
+        s.result = {
+            "status": "approved",
+            "record": {"seq": rec.seq, "hash": rec.hash.hex()},
+            "bank": res.reference(),
+            "receipt": receipt.sale(q, self.ident.store, rec.seq, s.enrolled),
+            "bank_receipt": list(res.receipt_lines),
+            "en": res.en,
+            "fa": res.fa,
+        }
+        self.notify()
+        return s.result
+
+    def _status_text(self, text: str) -> None:
+        if self.on_status is not None:
+            self.on_status("bank", text)
+
+    def _intent(self, s: Session, q: dict[str, Any]) -> int:
+        now = int(time.time() * 1000)
+        cur = self.conn.execute(
+            "INSERT INTO payments (session, basket, member, amount, state, quote, ident, "
+            "created_ms, updated_ms) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
+            (s.id, s.basket.get("id"), s.member, q["payable"], json.dumps(q), s.ident, now, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _set_state(self, pid: int, state: str, res: PaymentResult | None = None) -> None:
+        self.conn.execute(
+            "UPDATE payments SET state = ?, bank = ?, updated_ms = ? WHERE id = ?",
+            (state, json.dumps(res.reference()) if res else None, int(time.time() * 1000), pid),
+        )
+
+    def _commit_sale(
+        self,
+        pid: int,
+        basket_id: Any,
+        member: str | None,
+        ident: str,
+        q: dict[str, Any],
+        res: PaymentResult,
+    ) -> Record:
+        now = self.clock.now()
+        delta = None
+        if member is not None:
+            info: dict[str, Any] = {
+                "points_spent": q["points_redeemed"],
+                "wallet_spent": q["wallet_used"],
+            }
+            if q["coupons_used"]:
+                info["coupons"] = q["coupons_used"]
+            years = [a["birthday_year"] for a in q["applied"] if a.get("birthday_year")]
+            if years:
+                info["birthday_year"] = max(years)
+            delta = MemberDelta(
+                member,
+                q["at"][:10],
+                points=q["points_earned"] - q["points_redeemed"],
+                wallet=q["wallet_earned"] - q["wallet_used"],
+                spend=q["payable"],
+                discount=q["promo_discount"],
+                earned=q["points_earned"],
+                visits=1,
+                info=info,
+            )
+        # a phone member is sent as such whatever identified them; a card head office
+        # has not linked to a phone yet is sent as the card (or QR) it is
+        carded = member is not None and member.startswith("card:")
+        how = ("qr" if ident == "qr" else "card") if carded else "phone"
+        ref = member[5:] if member and carded else member
+
+        def book(conn: sqlite3.Connection, rec: Record) -> None:
+            conn.execute(
+                "UPDATE payments SET state = 'committed', seq = ?, bank = ?, "
+                "updated_ms = ? WHERE id = ?",
+                (rec.seq, json.dumps(res.reference()), now.wall_ms, pid),
+            )
+            conn.execute(
+                "INSERT INTO sales (seq, hash, basket, member, quote, created_ms) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    rec.seq,
+                    rec.hash,
+                    str(basket_id) if basket_id else None,
+                    member,
+                    json.dumps(q),
+                    now.wall_ms,
+                ),
+            )
+
+        return self.outbox.commit(
+            "sale",
+            R.sale_body(q),
+            member=R.member_field(how, ref) if ref else None,
+            bank=R.bank_field(res.reference()) if res.amount else None,
+            offline=not self.online(),
+            basket=str(basket_id)[:64] if basket_id else None,
+            delta=delta,
+            charged=True,
+            also=book,
+        )
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _resolve_unknown(self, pid: int, amount: int) -> PaymentResult | None:
+        last = getattr(self.bank, "last_result", None)
+        if last is None:
+            return None
+        try:
+            res: PaymentResult | None = last()
+        except DeviceError as e:
+            log.error("cannot ask the bank terminal for its last transaction: %s", e)
+            return None
+        if res is None:
+            return None
+        used = self.conn.execute(
+            "SELECT 1 FROM payments WHERE state = 'committed' AND "
+            "json_extract(bank, '$.trace') = ? AND id != ?",
+            (res.trace, pid),
+        ).fetchone()
+        if res.approved and res.amount == amount and used is None:
+            return res
+        return PaymentResult(
+            False, 0, res.result_code, "The payment did not go through", "پرداخت انجام نشد"
+        )
+
+    def recover(self) -> list[str]:
+        """Resolve payments a crash left open; returns what was done, for the log."""
+        done = []
+        rows = self.conn.execute(
+            "SELECT id, session, basket, member, amount, quote, ident, state "
+            "FROM payments WHERE state IN ('intent', 'charging', 'unknown') "
+            "ORDER BY id"
+        ).fetchall()
+        for pid, _sid, basket, member, amount, qjson, ident, state in rows:
+            q = json.loads(qjson)
+            if state == "intent":  # the bank was never asked
+                self._set_state(pid, "cancelled")
+                done.append(f"payment {pid} of {amount} Rials never reached the bank: closed")
+                continue
+            res = (
+                PaymentResult(True, 0, 0, "", "")
+                if amount == 0
+                else self._resolve_unknown(pid, amount)
+                if self.bank
+                else None
+            )
+            if res is None:
+                self._set_state(pid, "unknown")
+                done.append(f"payment {pid} of {amount} Rials: result unknown (ask the bank)")
+            elif res.approved:
+                rec = self._commit_sale(pid, basket, member, ident or "phone", q, res)
+                done.append(
+                    f"payment {pid} of {amount} Rials was approved: recorded as record {rec.seq}"
+                )
+            else:
+                self._set_state(pid, "declined", res)
+                done.append(f"payment {pid} of {amount} Rials was not paid: closed")
+        if rows:
+            self.notify()
+        return done
+
+    # -- refunds ------------------------------------------------------------------------------
+
+    def refund(self, seq: int, request: dict[str, Any], kind: str = "refund") -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT hash, member, quote, refunded FROM sales WHERE seq = ?", (seq,)
+        ).fetchone()
+        if row is None:
+            raise CheckoutError(
+                "unknown_sale",
+                f"no sale with record {seq} on this terminal",
+                f"فاکتور {seq} در این پایانه نیست.",
+                404,
+            )
+        h, member, qjson, refunded = row
+        q = json.loads(qjson)
+        prior = json.loads(refunded)
+        try:
+            r = refund_quote(q, request, prior, kind)
+        except CoreError as e:
+            raise CheckoutError("bad_refund", e.en, e.fa, 400) from e
+        now = self.clock.now()
+        delta = None
+        if member:
+            delta = MemberDelta(
+                member,
+                now.iso()[:10],
+                points=r["points_returned"] - r["points_reversed"],
+                wallet=r["wallet_returned"] - r["wallet_reversed"],
+                spend=-r["refund_amount"],
+                info={"points_spent": -r["points_returned"], "wallet_spent": -r["wallet_returned"]},
+            )
+        done = prior + [{"line": p["line"], "qty": p["qty"]} for p in r["lines"]]
+
+        def book(conn: sqlite3.Connection, _rec: Record) -> None:
+            conn.execute("UPDATE sales SET refunded = ? WHERE seq = ?", (json.dumps(done), seq))
+
+        m = q.get("member") or {}
+        ref = m.get("ref")
+        how = "card" if ref and ref.startswith("card:") else "phone"
+        rec = self.outbox.commit(
+            kind,
+            R.refund_body(r, self.ident.device, seq, bytes(h)),
+            member=R.member_field(how, ref[5:] if how == "card" else ref) if ref else None,
+            offline=not self.online(),
+            delta=delta,
+            charged=True,
+            also=book,
+        )
+        self.notify()
+        return {
+            "status": kind,
+            "record": {"seq": rec.seq, "hash": rec.hash.hex()},
+            "refund": r,
+            "receipt": receipt.refund(r, self.ident.store, rec.seq, seq),
+        }
