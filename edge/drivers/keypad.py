@@ -12,7 +12,7 @@ import codecs
 import time
 
 from edge.core.phone import normalise
-from edge.drivers.serialport import open_port
+from edge.drivers.serialport import open_port, read_available
 
 ENTER = {"#", "\r", "\n"}
 CLEAR = {"*", "\x1b"}
@@ -61,7 +61,7 @@ class Keypad:
     def read_phone(self, timeout: float) -> str | None:
         deadline = time.monotonic() + timeout
         while not self._lines:
-            self._lines += self._keys.feed(self._port.read(64))
+            self._lines += self._keys.feed(read_available(self._port))
             if not self._lines and time.monotonic() >= deadline:
                 return None
         return normalise(self._lines.pop(0))  # PhoneError carries the message to show

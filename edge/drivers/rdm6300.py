@@ -14,7 +14,7 @@ import logging
 import time
 
 from edge.drivers.base import CardRead
-from edge.drivers.serialport import open_port
+from edge.drivers.serialport import open_port, read_available
 from edge.errors import DeviceError
 from edge.sanitize import clean_bytes
 
@@ -100,7 +100,7 @@ class RDM6300Reader:
     def read(self, timeout: float) -> CardRead | None:
         deadline = time.monotonic() + timeout
         while True:
-            data = self._port.read(64)
+            data = read_available(self._port)
             now = time.monotonic()
             if self._current is not None and now - self._last_seen > self.release:
                 self._current = None  # the card left the field

@@ -8,7 +8,6 @@ Nothing is probed: a driver is created only for a port the configuration names.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from edge.errors import ConfigError
@@ -25,6 +24,10 @@ BUILTIN: dict[tuple[str, str], str] = {
 
 
 def _third_party() -> dict[tuple[str, str], str]:
+    # imported here: importlib.metadata costs the terminal ~4 MB it needs only for
+    # third-party drivers
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
     out = {}
     for ep in entry_points(group="edge_loyalty.drivers"):
         kind, _, name = ep.name.partition(":")

@@ -12,7 +12,7 @@ import logging
 import time
 
 from edge.drivers.base import CardRead
-from edge.drivers.serialport import open_port
+from edge.drivers.serialport import open_port, read_available
 from edge.errors import ConfigError, DeviceError
 from edge.sanitize import clean, clean_bytes
 
@@ -92,7 +92,7 @@ class Scanner:
     def read(self, timeout: float) -> CardRead | None:
         deadline = time.monotonic() + timeout
         while not self._pending:
-            for item in self._parser.feed(self._port.read(256)):
+            for item in self._parser.feed(read_available(self._port)):
                 if isinstance(item, ScanError):
                     log.warning("scanner on %s: %s", self.port_url, item)
                 else:

@@ -46,6 +46,17 @@ def open_port(
         raise DeviceError(f"cannot open {url}: {e}", fa=f"درگاه {url} باز نشد: {e}") from e
 
 
+def read_available(port: serial.SerialBase) -> bytes:
+    """Wait (up to the port's timeout) for the first byte, then take whatever else has
+    arrived: a frame is handed on as soon as it is there, not when a buffer fills."""
+    data = bytes(port.read(1))
+    if data:
+        waiting = int(getattr(port, "in_waiting", 0))  # every concrete port has it
+        if waiting:
+            data += bytes(port.read(waiting))
+    return data
+
+
 def set_modem_lines(
     port: serial.SerialBase, *, dtr: bool | None = None, rts: bool | None = None
 ) -> bool:

@@ -45,6 +45,21 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "a bare paho subscriber receiving the same messages in the same run (same mode).  The "
         "bound is CPU: see docs/ledger.md, Throughput.",
     ),
+    "test_bench_checkout": (
+        "Terminal agent: checkout, memory, start-up",
+        "`checkout_critical_path`: identify by phone, quote a 12-line basket, write the "
+        "payment intent, sign and durably commit the sale record (the bank terminal left out; "
+        "DESIGN §9 goal p99 <= 10 ms).  `agent_memory`: resident memory (VmRSS) of "
+        "`python -m edge run` before and after 10,000 checkouts through the POS API, each "
+        "identified and paid through the simulated ZVT terminal on a pseudo-terminal "
+        "(goal <= 40 MB).  `agent_startup`: from the command to the POS API answering.",
+    ),
+    "test_bench_devices": (
+        "Devices through a pseudo-terminal",
+        "Card tap to UID for the PN532 (115200 baud) and the RDM6300 (9600 baud), and a "
+        "complete approved ZVT authorisation over serial framing with a terminal that "
+        "answers at once: the drivers' and protocols' own overhead.",
+    ),
 }
 
 
