@@ -20,7 +20,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from edge.checkout import Checkout, CheckoutError
@@ -53,7 +52,8 @@ class Agent:
         self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
         self.clock = Clock(cfg.utc_offset_min)
         self.book = RuleBook()
-        self._exec = ThreadPoolExecutor(1, thread_name_prefix="agent")
+        self._jobs: queue.Queue[tuple[Callable[[], Any], _Result | None] | None] = queue.Queue()
+        threading.Thread(target=self._worker, name="agent", daemon=True).start()
         self._stop = threading.Event()
         self.idents: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=16)
         self.readers: dict[str, Any] = {}
@@ -75,8 +75,39 @@ class Agent:
 
     # -- the agent thread -------------------------------------------------------------------
 
+    def _worker(self) -> None:
+        # the one thread that touches the database (plain queue, not concurrent.futures:
+        # the terminal's memory budget is 40 MB and that module alone is one of them)
+        trim = _malloc_trim()
+        done = 0
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            done += 1
+            if trim is not None and done % 200 == 0:
+                trim(0)  # hand freed heap pages back to the system (glibc keeps them)
+            fn, result = job
+            try:
+                value = fn()
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                if result is None:
+                    log.exception("background job failed")
+                else:
+                    result.fail(e)
+            else:
+                if result is not None:
+                    result.set(value)
+
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on the agent thread later (downlink messages)."""
+        self._jobs.put((fn, None))
+
     def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        return self._exec.submit(fn, *args, **kw).result()
+        """Run ``fn`` on the agent thread and return its result (or raise its error)."""
+        result: _Result = _Result()
+        self._jobs.put((lambda: fn(*args, **kw), result))
+        return result.wait()  # type: ignore[no-any-return]
 
     def _open_db(self) -> None:
         limits = Limits(max_bytes=self.cfg.outbox_max_bytes, alarm_pct=self.cfg.alarm_pct)
@@ -138,7 +169,7 @@ class Agent:
                     "refused a rules bundle from head office: %s (the rules in force stay)", e
                 )
 
-        self._exec.submit(work)
+        self.submit(work)
 
     def on_snapshots(self, raw: bytes) -> None:
         def work() -> None:
@@ -149,7 +180,7 @@ class Agent:
                 return
             self.members.apply(snaps, int(time.time() * 1000))
 
-        self._exec.submit(work)
+        self.submit(work)
 
     # -- devices -------------------------------------------------------------------------
 
@@ -253,7 +284,7 @@ class Agent:
         if self.bank is not None:
             self.bank.close()
         self.call(self.outbox.close)
-        self._exec.shutdown()
+        self._jobs.put(None)
 
     def status(self) -> dict[str, Any]:
         ob = self.call(self.outbox.status)
@@ -280,6 +311,41 @@ class Agent:
             "bank_status": self.last_bank_status,
             "recovered": self.recovered,
         }
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        import ctypes  # noqa: PLC0415 - glibc only
+        import ctypes.util  # noqa: PLC0415
+
+        name = ctypes.util.find_library("c")
+        fn: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return None
+    return fn
+
+
+class _Result:
+    """The answer of one ``Agent.call``."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def set(self, value: Any) -> None:
+        self._value = value
+        self._done.set()
+
+    def fail(self, e: BaseException) -> None:
+        self._error = e
+        self._done.set()
+
+    def wait(self) -> Any:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def error_view(e: Exception) -> tuple[int, dict[str, Any]]:

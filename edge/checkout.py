@@ -55,7 +55,9 @@ from edge.protocol.record import Record
 
 log = logging.getLogger("edge.checkout")
 
-SESSION_TTL = 3600.0
+SESSION_TTL = 3600.0  # an open checkout
+DONE_TTL = 600.0  # a paid, declined or cancelled one, for the POS to read back
+MAX_SESSIONS = 32  # a till serves one customer at a time; a few parked baskets at most
 
 
 class CheckoutError(LoyaltyError):
@@ -147,8 +149,14 @@ class Checkout:
 
     def _expire(self) -> None:
         now = time.monotonic()
-        for sid in [k for k, s in self.sessions.items() if now - s.created > SESSION_TTL]:
+        for sid in [
+            k
+            for k, s in self.sessions.items()
+            if now - s.created > (SESSION_TTL if s.state == "open" else DONE_TTL)
+        ]:
             del self.sessions[sid]
+        while len(self.sessions) >= MAX_SESSIONS:  # a POS that never finishes its baskets
+            del self.sessions[next(iter(self.sessions))]
 
     def open(self, basket: dict[str, Any]) -> Session:
         self._expire()

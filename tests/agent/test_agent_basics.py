@@ -129,3 +129,20 @@ def test_a_bundle_signed_by_another_key_is_refused(tmp_path: Path) -> None:
         assert code == 503 and err["error"] == "no_rules" and err["fa"]
     finally:
         s.stop()
+
+
+def test_identification_by_nfc_tap(tmp_path: Path) -> None:
+    from hw_sim.pn532 import PN532Sim
+
+    s = Store(tmp_path)
+    nfc = s.add_sim("nfc", "card", "pn532", PN532Sim())
+    s.start()
+    try:
+        assert s.status()["devices"]["nfc"] == "ok"
+        _, v = s.api("POST", "/v1/baskets", {"basket": BASKET})
+        nfc.event("tap", card="04A1B2C3D4E5F6")
+        code, v = s.api("POST", f"/v1/sessions/{v['session']}/identify", {"wait": 10})
+        assert code == 200, v
+        assert v["member"] == "card:04A1B2C3D4E5F6" and v["identified_by"] == "nfc"
+    finally:
+        s.stop()

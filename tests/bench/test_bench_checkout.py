@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+
+import pytest
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -89,3 +91,53 @@ def test_agent_startup(benchmark: Any, tmp_path: Path) -> None:
 
     benchmark.pedantic(start, rounds=3, iterations=1)
     benchmark.extra_info["median_s"] = round(benchmark.stats.stats.median, 2)
+
+
+def _rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.timeout(1800)
+def test_agent_memory_after_10000_checkouts(benchmark: Any, tmp_path: Path) -> None:
+    """Resident memory of the agent process after 10,000 checkouts through the POS API,
+    each identified by phone and paid through the simulated ZVT terminal."""
+    from hw_sim.zvt import ZVTSim
+
+    s = Store(tmp_path)
+    # a customer who pays instantly: no pauses between the terminal's messages
+    s.add_sim("bank", "bank", "zvt", ZVTSim(step=0.0005, receipts=False))
+    s.start()
+    assert s.proc is not None
+    rss: dict[str, int] = {"start": _rss_kb(s.proc.pid)}
+    n = 10_000
+
+    def run() -> float:
+        t0 = time.perf_counter()
+        for i in range(n):
+            _, v = s.api("POST", "/v1/baskets", {"basket": BASKET})
+            sid = v["session"]
+            s.api("POST", f"/v1/sessions/{sid}/identify", {"phone": f"0912{i % 3000:07d}"})
+            code, r = s.api("POST", f"/v1/sessions/{sid}/pay")
+            assert code == 200 and r["status"] == "approved", r
+            if i == 999:
+                rss["after_1000"] = _rss_kb(s.proc.pid)  # type: ignore[union-attr]
+        return time.perf_counter() - t0
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+        rss["after_10000"] = _rss_kb(s.proc.pid)
+    finally:
+        s.stop()
+    benchmark.extra_info.update(
+        {
+            "checkouts": n,
+            "rss_start_mb": round(rss["start"] / 1024, 1),
+            "rss_after_1000_mb": round(rss["after_1000"] / 1024, 1),
+            "rss_after_10000_mb": round(rss["after_10000"] / 1024, 1),
+            "checkouts_per_s": round(n / benchmark.stats.stats.median, 1),
+            "goal": "RSS <= 40 MB",
+        }
+    )
