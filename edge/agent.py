@@ -90,7 +90,7 @@ class Agent:
             fn, result = job
             try:
                 value = fn()
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
+            except BaseException as e:
                 if result is None:
                     log.exception("background job failed")
                 else:
@@ -271,6 +271,21 @@ class Agent:
             log.warning("recovered after a restart: %s", line)
         if self.uplink is not None:
             self.uplink.start()
+        threading.Thread(target=self._retry_unknown, name="recovery", daemon=True).start()
+
+    def _retry_unknown(self) -> None:
+        """Payments whose result could not be established are asked about again (the
+        terminal may have been busy or unreachable right after the restart)."""
+        while not self._stop.wait(3.0):
+            n = self.call(
+                lambda: self.outbox.conn.execute(
+                    "SELECT COUNT(*) FROM payments WHERE state = 'unknown'"
+                ).fetchone()[0]
+            )
+            if n:
+                for line in self.call(self.checkout.recover):
+                    log.warning("recovered: %s", line)
+                    self.recovered.append(line)
 
     def _bank_status(self, _device: str, text: str) -> None:
         self.last_bank_status = clean(text, 80)

@@ -442,11 +442,21 @@ class Checkout:
             "json_extract(bank, '$.trace') = ? AND id != ?",
             (res.trace, pid),
         ).fetchone()
-        if res.approved and res.amount == amount and used is None:
+        if used is not None or not res.approved:
+            # The terminal's last transaction is one already booked, or it
+            # was declined or reversed: this payment never took money.
+            return PaymentResult(
+                False, 0, res.result_code, "The payment did not go through", "پرداخت انجام نشد"
+            )
+        if res.amount == amount:
             return res
-        return PaymentResult(
-            False, 0, res.result_code, "The payment did not go through", "پرداخت انجام نشد"
+        log.warning(
+            "bank terminal's last approval (trace %s) is for %d, not %d: left unknown",
+            res.trace,
+            res.amount,
+            amount,
         )
+        return None
 
     def recover(self) -> list[str]:
         """Resolve payments a crash left open; returns what was done, for the log."""

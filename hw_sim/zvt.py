@@ -92,6 +92,7 @@ class ZVTSim(SimDevice):
         self.config: int | None = None  # the registration's config byte
         self.history: list[dict[str, Any]] = []  # one entry per authorisation, for tests
         self.last: tuple[A.Apdu, A.Apdu] | None = None  # for Repeat Receipt (06 20)
+        self._sent_msg: A.Apdu | None = None
         self.corrupt_rx = 0
         self.naks_sent = 0
         self.retransmissions = 0
@@ -198,6 +199,14 @@ class ZVTSim(SimDevice):
         if self.busy:
             if self._awaiting and msg.positive:
                 self._awaiting = False
+                sent = self._sent_msg
+                if (
+                    sent is not None
+                    and sent.control == A.STATUS_INFO
+                    and self.history
+                    and sent.data[:2] == b"\x27\x00"
+                ):
+                    self.history[-1]["charged"] = True  # the ECR has the approval
                 self._next_at = now + (
                     self.step if (self._script or not self._endless) else self.status_every
                 )
@@ -266,8 +275,16 @@ class ZVTSim(SimDevice):
         outcome, card = self.queue.popleft() if self.queue else (self.outcome, None)
         card = card or self.card_type
         self.trace = self.trace % 999_999 + 1
+        # "charged" becomes true only when the cash register acknowledges the approved
+        # Status-Information; a payment whose result it never took is reversed
         self.history.append(
-            {"amount": amount, "outcome": outcome, "trace": self.trace, "card": card}
+            {
+                "amount": amount,
+                "outcome": outcome,
+                "trace": self.trace,
+                "card": card,
+                "charged": False,
+            }
         )
         self._reply(A.ACK_APDU)
         steps: list[A.Apdu] = []
@@ -350,13 +367,27 @@ class ZVTSim(SimDevice):
         self._next_at = monotonic() + self.step
 
     def _stop(self) -> None:
+        self._reverse("the cash register never took the result")
         self._script.clear()
         self._endless = False
         self._awaiting = False
 
+    def _reverse(self, why: str) -> None:
+        """An approval the cash register never acknowledged is reversed, as a terminal
+        does; Repeat Receipt then reports the reversal, not the approval."""
+        h = self.history[-1] if self.history else None
+        if h is None or h["outcome"] != "approve" or h["charged"] or "ended" in h:
+            return
+        h["ended"] = why
+        self.last = (
+            A.status_info([(0x27, bytes([ABORTED])), (0x29, self._tid())]),
+            A.pt_abort(ABORTED),
+        )
+
     def _finish_with(self, last: A.Apdu, why: str) -> None:
+        self._reverse(why)
         if self.history:
-            self.history[-1]["ended"] = why
+            self.history[-1].setdefault("ended", why)
         self._start([last])
 
     def on_tick(self, now: float) -> None:
@@ -374,11 +405,12 @@ class ZVTSim(SimDevice):
         if now < self._next_at:
             return
         if self._script:
-            self._transmit(self._script.popleft())
+            self._sent_msg = self._script.popleft()
         elif self._endless:
-            self._transmit(A.intermediate(0x0A))
+            self._sent_msg = A.intermediate(0x0A)
         else:
             return
+        self._transmit(self._sent_msg)
         self._awaiting = True
         self._awaiting_since = now
 

@@ -44,7 +44,7 @@ class World:
         self.store.add_sim("bank", "bank", "zvt", self.bank)
 
     def charged(self) -> int:
-        return sum(h["amount"] for h in self.bank.history if h["outcome"] == "approve")
+        return sum(h["amount"] for h in self.bank.history if h["charged"])
 
     def recorded(self) -> int:
         total = 0

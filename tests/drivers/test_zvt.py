@@ -335,6 +335,7 @@ def test_registration_refused_or_aborted() -> None:
         tcp=True,
     )
     term.link.receive = _apdus("80 00 00", "06 0F 03 49 09 78")  # type: ignore[method-assign]
+    term._drain = lambda *a, **k: None  # type: ignore[method-assign]  # no stale frames here
     with pytest.raises(DeviceError, match="currency 0978, not 0364"):
         term.register()
 
@@ -490,6 +491,27 @@ def test_encode_frame_round_trip_of_every_transcript_message() -> None:
                 link = SerialLink(NoisePort([raw]), TIMERS, "x")  # type: ignore[arg-type]
                 apdu = link.receive(0.05)
                 assert apdu is not None and encode_frame(apdu) == raw
+
+
+def test_stale_frames_are_set_aside_before_repeat_receipt() -> None:
+    """After a crash the terminal may still be repeating the end of the transaction the
+    old process died in; those frames are acknowledged and set aside, and only the
+    answer to Repeat Receipt counts (here: that payment was aborted)."""
+    rr = A.repeat_receipt("000000").encode().hex(" ")
+    term, port = scripted(
+        [
+            (PT, "06 0F 00"),  # a stale completion, before we said anything
+            (ECR, "80 00 00"),
+            (ECR, rr),
+            (PT, "80 00 00"),
+            (PT, "06 1E 01 6C"),
+            (ECR, "80 00 00"),
+        ],
+        tcp=True,
+    )
+    res = term.last_result(timeout=2)
+    assert not port.script
+    assert res is not None and not res.approved and res.result_code == 0x6C
 
 
 def test_last_result_repeats_the_last_transaction_for_recovery() -> None:

@@ -110,6 +110,11 @@ class ZVTTerminal:
         self._pending: A.Apdu | None = None
         self.port_name = clean(port)
         self._port = opener(port, baudrate=baudrate, timeout=0.02, stopbits=stopbits)
+        # bytes left on the line by a previous run (a terminal still repeating the frames
+        # of a payment its cash register died in) are not an answer to anything we send
+        flush = getattr(self._port, "reset_input_buffer", None)
+        if flush is not None:
+            flush()
         link_cls = TcpLink if self.tcp else SerialLink
         self.link: Link = link_cls(self._port, self.timers, self.port_name)
 
@@ -119,6 +124,7 @@ class ZVTTerminal:
         """Registration (06 00): this cash register controls payments, in this currency,
         and (``ecr_prints``) prints the receipts."""
         with self._lock:
+            self._drain()
             self._register()
 
     def authorize(
@@ -144,6 +150,7 @@ class ZVTTerminal:
         recovering a payment whose result a crash lost; None if the terminal has none or
         refuses."""
         with self._lock:
+            self._drain()
             answer = self._command(A.repeat_receipt(self.password))
             if answer.negative:
                 log.info("zvt %s: no last transaction to repeat (%02X)", self.port_name, answer.ins)
@@ -207,6 +214,30 @@ class ZVTTerminal:
             fa=f"پایانهٔ بانکی روی {self.port_name} به مدت {seconds:g} ثانیه پاسخی نداد. "
             f"پیش از تلاش دوباره پایانه و کابل را بررسی کنید ({SPY_HINT_FA})",
         )
+
+    def _drain(self, quiet: float = 0.3, limit: float = 3.0) -> None:
+        """Take the line over: the terminal may still be sending the frames of a
+        transaction an earlier run of the cash register died in.  They are acknowledged
+        (so the terminal finishes it and stops repeating them) and set aside until the
+        line has been quiet for ``quiet`` seconds, so that they cannot be mistaken for the
+        answer to the next command.  Not used on the payment path: a terminal that is
+        idle is quiet, and the wait would be added to every sale."""
+        self._pending = None
+        deadline = time.monotonic() + limit
+        quiet_from = time.monotonic()
+        while time.monotonic() - quiet_from < quiet and time.monotonic() < deadline:
+            raw = self.link.receive(min(quiet, max(0.0, deadline - time.monotonic())))
+            if raw is None:
+                continue
+            quiet_from = time.monotonic()
+            try:
+                msg = A.Apdu.parse(raw)
+            except A.ZVTError:
+                log.info("zvt %s: set aside an unreadable stale frame", self.port_name)
+                continue
+            log.info("zvt %s: set aside a stale %s", self.port_name, msg.describe())
+            if not msg.is_answer:
+                self._send(A.ACK_APDU)
 
     def _command(self, apdu: A.Apdu) -> A.Apdu:
         """Send a command while the ECR holds master rights; the PT's 80/84 answer (T3)."""
@@ -342,6 +373,10 @@ class ZVTTerminal:
                     return self._failed(code, status, lines, abort_sent, timed_out, timeout)
                 if status is not None and status.result not in (None, 0):
                     return self._failed(status.result, status, lines, False, False, timeout)
+                if amount is None and (status is None or not status.amount):
+                    # a repeated receipt must carry the transaction's result: a bare
+                    # completion is a stale frame of something else, not an approval
+                    raise self._violation("a repeated receipt without its Status-Information")
                 return self._approved(amount, status, lines)
             elif msg.is_answer:
                 if msg.negative and abort_sent:
