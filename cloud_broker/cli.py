@@ -2,6 +2,7 @@
 
     python -m cloud_broker serve --broker mqtt://HOST:PORT --ledger sqlite:///PATH
     python -m cloud_broker devices list|register|revoke|export-keys ...
+    python -m cloud_broker enroll-token --tenant T --store S [--device D] [--ttl 24h]
     python -m cloud_broker member show PHONE
     python -m cloud_broker quarantine list
     python -m cloud_broker alerts list
@@ -21,6 +22,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from edge.errors import ConfigError, CoreError, LoyaltyError
 from edge.protocol.keys import public_from_pem, public_raw
 from edge.protocol.mqtt import BrokerConfig
 from edge.sanitize import clean, clean_bytes
+from firmware_tools import enrollment
 
 log = logging.getLogger("cloud_broker")
 
@@ -129,6 +132,29 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"revoked {args.device}: records after seq {last} are refused")
     elif args.action == "export-keys":
         sys.stdout.write(registry.export_pem(db, args.device))
+    return 0
+
+
+def cmd_enroll_token(args: argparse.Namespace) -> int:
+    """A one-time enrollment token for a technician (docs/provisioning.md); only its hash
+    is stored, so it is printed this once."""
+    ttl = enrollment.parse_ttl(args.ttl)
+    db = _db(args)
+    token, expires = enrollment.issue_token(db, args.tenant, args.store, args.device, ttl)
+    until = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires // 1000))
+    who = f" (device {args.device} only)" if args.device else ""
+    who_fa = f" (فقط دستگاه {args.device})" if args.device else ""
+    print(token)
+    print(
+        f"one-time enrollment token for {args.tenant}/{args.store}{who}, valid until {until}; "
+        "it is shown only this once",
+        file=sys.stderr,
+    )
+    print(
+        f"توکن یک‌بارمصرف ثبت دستگاه برای {args.tenant}/{args.store}{who_fa}، معتبر تا {until}؛ "
+        "فقط همین یک بار نمایش داده می‌شود",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -235,7 +261,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per command
     ap = argparse.ArgumentParser(
         prog="python -m cloud_broker",
         description=__doc__,
@@ -271,6 +297,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--after-seq", type=int, help="last seq still accepted (revoke)")
     d.add_argument("--json", action="store_true")
     d.set_defaults(fn=cmd_devices)
+    e = sub.add_parser("enroll-token", help="a one-time token to enroll a new terminal")
+    e.add_argument("--tenant", required=True)
+    e.add_argument("--store", required=True)
+    e.add_argument("--device", help="the only device id the token may enroll")
+    e.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
+    e.set_defaults(fn=cmd_enroll_token)
     m = sub.add_parser("member", help="a member's balance, lots and history")
     m.add_argument("action", choices=["show"])
     m.add_argument("member", help="phone number (any form) or card:UID")

@@ -37,13 +37,20 @@ class LocalMosquitto:
         port: int | None = None,
         extra_config: str = "",
         persistence: bool = True,
+        config_text: str | None = None,
     ) -> None:
+        """``config_text``: a complete configuration of the caller's (e.g. the TLS one
+        firmware_tools broker-config writes) used as it is; it must listen on ``port``."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.binary = find_mosquitto()
         self.conf = self.workdir / "mosquitto.conf"
         self.log_file = self.workdir / "mosquitto.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        if config_text is not None:
+            self.conf.write_text(config_text)
+            return
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
@@ -61,7 +68,6 @@ class LocalMosquitto:
         if extra_config:
             lines.append(extra_config)
         self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:

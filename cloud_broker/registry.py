@@ -52,78 +52,100 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def register(db: Database, device: str, tenant: str, store: str, public_key: bytes) -> None:
-    """Add a device (or re-register a decommissioned id with a new key from seq 1)."""
+def register_tx(tx: Tx, device: str, tenant: str, store: str, public_key: bytes) -> None:
+    """:func:`register` inside the caller's transaction (enrollment marks its token used
+    in the same one)."""
     for value, what in ((device, "device"), (tenant, "tenant"), (store, "store")):
         topics.check_id(value, what)
     if len(public_key) != 32:
         raise ConfigError("public key", "an Ed25519 public key is 32 bytes")
-
-    def step(tx: Tx) -> None:
-        row = tx.one("SELECT status FROM devices WHERE device = ?", (device,))
-        if row is not None:
-            raise ConfigError(
-                "device",
-                f"{device} is already registered ({row[0]}); rotate its key or use a new device id",
-            )
-        t = now_ms()
-        tx.execute(
-            "INSERT INTO devices (device, tenant, store, public_key, enrolled_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (device, tenant, store, public_key, t),
+    row = tx.one("SELECT status FROM devices WHERE device = ?", (device,))
+    if row is not None:
+        raise ConfigError(
+            "device",
+            f"{device} is already registered ({row[0]}); rotate its key or use a new device id",
         )
-        tx.execute(
-            "INSERT INTO device_keys (device, from_seq, public_key, created_at) "
-            "VALUES (?, 1, ?, ?)",
-            (device, public_key, t),
-        )
+    t = now_ms()
+    tx.execute(
+        "INSERT INTO devices (device, tenant, store, public_key, enrolled_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (device, tenant, store, public_key, t),
+    )
+    tx.execute(
+        "INSERT INTO device_keys (device, from_seq, public_key, created_at) VALUES (?, 1, ?, ?)",
+        (device, public_key, t),
+    )
 
-    db.run(step)
+
+def register(db: Database, device: str, tenant: str, store: str, public_key: bytes) -> None:
+    """Add a device with its public key, in force from seq 1."""
+    db.run(lambda tx: register_tx(tx, device, tenant, store, public_key))
 
 
-def rotate_key(db: Database, device: str, public_key: bytes, from_seq: int) -> None:
+def rotate_key_tx(tx: Tx, device: str, public_key: bytes, from_seq: int) -> None:
+    """:func:`rotate_key` inside the caller's transaction.
+
+    The same key at the same ``from_seq`` again is a no-op (a device repeating a request
+    whose reply it lost); another key at the latest ``from_seq`` replaces it, which is safe
+    because nothing at or after ``from_seq`` has been applied."""
     if len(public_key) != 32:
         raise ConfigError("public key", "an Ed25519 public key is 32 bytes")
-
-    def step(tx: Tx) -> None:
-        row = tx.one("SELECT status, applied_through FROM devices WHERE device = ?", (device,))
-        if row is None:
-            raise ConfigError("device", f"unknown device {device}")
-        if row[0] != "active":
-            raise ConfigError("device", f"{device} is {row[0]}")
-        if from_seq <= row[1]:
-            raise ConfigError(
-                "from_seq",
-                f"records up to {row[1]} are already applied; a new "
-                "key can only apply to later ones",
-            )
+    row = tx.one("SELECT status, applied_through FROM devices WHERE device = ?", (device,))
+    if row is None:
+        raise ConfigError("device", f"unknown device {device}")
+    if row[0] != "active":
+        raise ConfigError("device", f"{device} is {row[0]}")
+    if from_seq <= row[1]:
+        raise ConfigError(
+            "from_seq",
+            f"records up to {row[1]} are already applied; a new key can only apply to later ones",
+        )
+    latest = int(tx.one("SELECT MAX(from_seq) FROM device_keys WHERE device = ?", (device,))[0])
+    if from_seq < latest:
+        raise ConfigError("from_seq", f"a key from seq {latest} is already registered")
+    if from_seq == latest:
+        have = tx.one(
+            "SELECT public_key FROM device_keys WHERE device = ? AND from_seq = ?",
+            (device, from_seq),
+        )
+        if bytes(have[0]) == public_key:
+            return
+        tx.execute(
+            "UPDATE device_keys SET public_key = ?, created_at = ? WHERE device = ? "
+            "AND from_seq = ?",
+            (public_key, now_ms(), device, from_seq),
+        )
+    else:
         tx.execute(
             "INSERT INTO device_keys (device, from_seq, public_key, created_at) "
             "VALUES (?, ?, ?, ?)",
             (device, from_seq, public_key, now_ms()),
         )
-        tx.execute("UPDATE devices SET public_key = ? WHERE device = ?", (public_key, device))
+    tx.execute("UPDATE devices SET public_key = ? WHERE device = ?", (public_key, device))
 
-    db.run(step)
+
+def rotate_key(db: Database, device: str, public_key: bytes, from_seq: int) -> None:
+    db.run(lambda tx: rotate_key_tx(tx, device, public_key, from_seq))
+
+
+def revoke_tx(tx: Tx, device: str, reason: str, after_seq: int | None = None) -> int:
+    """:func:`revoke` inside the caller's transaction."""
+    row = tx.one("SELECT applied_through, status FROM devices WHERE device = ?", (device,))
+    if row is None:
+        raise ConfigError("device", f"unknown device {device}")
+    last = int(row[0]) if after_seq is None else after_seq
+    tx.execute(
+        "UPDATE devices SET status = 'revoked', revoked_at = ?, revoked_reason = ?, "
+        "revoked_after_seq = ? WHERE device = ?",
+        (now_ms(), reason, last, device),
+    )
+    return last
 
 
 def revoke(db: Database, device: str, reason: str, after_seq: int | None = None) -> int:
     """Revoke a device; records with seq > ``after_seq`` (default: what was applied so
     far) are refused from now on.  Returns the last seq accepted."""
-
-    def step(tx: Tx) -> int:
-        row = tx.one("SELECT applied_through, status FROM devices WHERE device = ?", (device,))
-        if row is None:
-            raise ConfigError("device", f"unknown device {device}")
-        last = int(row[0]) if after_seq is None else after_seq
-        tx.execute(
-            "UPDATE devices SET status = 'revoked', revoked_at = ?, revoked_reason = ?, "
-            "revoked_after_seq = ? WHERE device = ?",
-            (now_ms(), reason, last, device),
-        )
-        return last
-
-    return db.run(step)
+    return db.run(lambda tx: revoke_tx(tx, device, reason, after_seq))
 
 
 def load(tx: Tx, device: str) -> DeviceInfo | None:

@@ -18,6 +18,11 @@ database, so that is safe.
 A batch that fails for a reason other than bad input (a database error) is retried with
 back-off; if it keeps failing, its messages are processed one at a time and a message
 that still fails is quarantined as ``internal_error`` so it cannot block good records.
+
+Provisioning requests (``loyalty/v1/+/enroll/+``: enroll, rotate, decommission) take a
+path of their own: the paho thread queues them apart from records, the service thread
+answers each in one ledger transaction (firmware_tools.enrollment), publishes the reply
+on ``.../enroll/{device}/reply`` and only then acknowledges the request.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from edge.backoff import Backoff
 from edge.core.ruleset import RuleSet
 from edge.protocol import messages, snapshots, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
+from firmware_tools import enrollment
 
 log = logging.getLogger("cloud_broker.service")
 
@@ -81,6 +87,7 @@ class Service:
             else None
         )
         self._q: queue.Queue[Incoming] = queue.Queue()
+        self._prov: queue.Queue[Incoming] = queue.Queue()  # provisioning requests
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -115,8 +122,8 @@ class Service:
         c.on_publish = self._on_publish
         return c
 
-    def _topic(self) -> str:
-        t = topics.records_all("+")
+    def _topic(self, t: str | None = None) -> str:
+        t = t or topics.records_all("+")
         return f"$share/{self.cfg.share_group}/{t}" if self.cfg.share_group else t
 
     def _on_connect(self, c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -124,6 +131,7 @@ class Service:
             log.error("broker %s refused the connection: %s", self.cfg.broker.url, reason)
             return
         c.subscribe(self._topic(), qos=1)
+        c.subscribe(self._topic(topics.enroll_all("+")), qos=1)
         self._connected.set()
         log.info("connected to %s, subscribed to %s", self.cfg.broker.url, self._topic())
 
@@ -133,7 +141,11 @@ class Service:
             log.warning("disconnected from %s: %s (paho reconnects)", self.cfg.broker.url, reason)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        self._q.put(Incoming(msg.topic, bytes(msg.payload), (msg.mid, msg.qos)))
+        incoming = Incoming(msg.topic, bytes(msg.payload), (msg.mid, msg.qos))
+        if topics.parse_enroll(msg.topic) is not None:
+            self._prov.put(incoming)
+        else:
+            self._q.put(incoming)
 
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
         with self._lock:
@@ -173,6 +185,7 @@ class Service:
             ):
                 b, f = pending.popleft()
                 self._handle(b, f)
+            self._provisioning()
             self._housekeeping()
         if self.screener is not None:
             self.screener.close()
@@ -226,6 +239,24 @@ class Service:
                 self._quarantine_internal(msg, e)
                 out = Outcome()
             self._after_commit([msg], out)
+
+    def _provisioning(self) -> None:
+        """Answer the enroll/rotate/decommission requests that arrived."""
+        while True:
+            try:
+                msg = self._prov.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                answer = enrollment.handle(self.db, msg.topic, msg.raw)
+            except Exception:
+                log.exception("a provisioning request on %s failed; not answered", msg.topic)
+                answer = None
+            if answer is not None:
+                self._client.publish(answer[0], answer[1], qos=1)
+            mid, qos = msg.token
+            if qos:
+                self._client.ack(mid, qos)
 
     def _quarantine_internal(self, msg: Incoming, e: Exception) -> None:
         def step(tx: Tx) -> None:

@@ -9,6 +9,8 @@
 | snapshot | HO -> devices | 1 | no | member balance snapshots (edge.protocol.snapshots) |
 | status/{device} | device -> HO | 1 | yes | CBOR status; last will {0: "offline"} |
 | reconciled/{store} | HO -> consumers | 1 | no | reconciled stream entries |
+| enroll/{device} | device -> HO | 1 | no | provisioning request (edge.protocol.provisioning) |
+| enroll/{device}/reply | HO -> device | 1 | no | CBOR reply to a provisioning request |
 """
 
 from __future__ import annotations
@@ -66,3 +68,24 @@ def parse_records(topic: str) -> tuple[str, str, str] | None:
     if len(parts) != 6 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] != "records":
         return None
     return parts[2], parts[4], parts[5]
+
+
+def enroll(tenant: str, device: str) -> str:
+    """Provisioning requests (enroll, rotate, decommission) of one device."""
+    return f"{ROOT}/{tenant}/enroll/{device}"
+
+
+def enroll_reply(tenant: str, device: str) -> str:
+    return f"{ROOT}/{tenant}/enroll/{device}/reply"
+
+
+def enroll_all(tenant: str = "+") -> str:
+    return f"{ROOT}/{tenant}/enroll/+"
+
+
+def parse_enroll(topic: str) -> tuple[str, str] | None:
+    """(tenant, device) of a provisioning request topic, or None if it is not one."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != ROOT or parts[3] != "enroll":
+        return None
+    return parts[2], parts[4]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
-import pytest
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.checkout import Checkout
