@@ -370,13 +370,16 @@ class _Apply:
         while applied + 1 in held:
             h, raw = held.pop(applied + 1)
             rec = Record(raw, h, parse(raw).payload)  # verified when it was held
-            if not self.apply(
+            ok = self.apply(
                 Incoming(topics.records(rec.payload[R.K_TENANT], rec.payload[R.K_STORE], d), raw),
                 rec,
                 last_hash,
-            ):
-                break
+            )
+            # Applied, or quarantined for a broken chain: either way it leaves `held`,
+            # so it is neither retried on every batch nor mistaken for a pending gap.
             self.tx.execute("DELETE FROM held WHERE device = ? AND seq = ?", (d, rec.seq))
+            if not ok:
+                break
             applied, last_hash = rec.seq, h
         return applied, last_hash
 

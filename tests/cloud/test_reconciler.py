@@ -147,6 +147,27 @@ def test_broken_chain_is_refused_and_stops_the_device(ho: HO, pos: Terminal) -> 
     assert ho.check() == []
 
 
+def test_held_record_with_broken_chain_leaves_held_once_quarantined(
+    ho: HO, pos: Terminal
+) -> None:
+    a, b, c = (pos.sale(ALI, earned=i + 1) for i in range(3))
+    p = copy.deepcopy(c.payload)
+    p[R.K_PREV] = b"\x42" * 32
+    bad = cose.sign1(cbor.encode(p), pos.key, pos.device.encode())
+    ho.feed(pos, [a])
+    assert ho.raw(pos.topic, bad).held == 1  # seq 3 arrives before seq 2: held
+    out = ho.feed(pos, [b])  # the gap closes; the held seq 3 fails its chain check
+    assert (out.applied, out.quarantined) == (1, 1)
+    assert ho.one("SELECT COUNT(*) FROM held") == 0
+    assert pos.device not in out.gaps
+    # the next batch neither retries nor re-quarantines it
+    assert ho.feed(pos, [b]).quarantined == 0
+    assert ho.codes() == ["broken_chain"]
+    # the genuine seq 3 still applies
+    assert ho.feed(pos, [c]).applied == 1
+    assert ho.check() == []
+
+
 @pytest.mark.parametrize(
     "junk", [b"", b"\xff" * 10, b"\xd2\x84\x40\xa0\x40\x40", cbor.encode({1: 2})]
 )
