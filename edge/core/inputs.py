@@ -153,7 +153,8 @@ class Member:
             raise _bad("member.spend", "must be a list of [date, rials]")
         oldest = now_day - window_days
         for e in hist:
-            if type(e) is not list or len(e) != 2 or type(e[1]) is not int or e[1] < 0:
+            # an entry may be negative: refunds on a day can exceed its purchases
+            if type(e) is not list or len(e) != 2 or type(e[1]) is not int:
                 raise _bad("member.spend", 'each entry must be ["YYYY-MM-DD", rials]')
             try:
                 y, mo, d = split_ymd(e[0])
@@ -162,7 +163,7 @@ class Member:
                 raise _bad("member.spend", err.reason) from None
             if oldest < day <= now_day:
                 spend += e[1]
-        self.spend = spend
+        self.spend = spend if spend > 0 else 0
         # What the member already got today (daily caps).
         self.today_discount = 0
         self.today_points = 0

@@ -240,6 +240,12 @@ def test_tier_from_rolling_spend_window() -> None:
     assert r["wallet_earned"] == 50_000  # 0.5%
     m["spend"].append(["2025-06-01", 450_000_000])
     assert q(bundle(EARN, tiers=tiers), [line("A", 10_000_000)], m)["member"]["tier"] == "gold"
+    # a day whose refunds exceed its purchases is a negative entry; the total never goes below 0
+    m["spend"].append(["2026-03-12", -460_000_000])
+    assert q(bundle(EARN, tiers=tiers), [line("A", 10_000_000)], m)["member"]["tier"] == "bronze"
+    m["spend"] = [["2026-03-12", -5_000_000]]
+    r = q(bundle(EARN, tiers=tiers), [line("A", 10_000_000)], m)
+    assert r["member"]["tier"] == "regular" and r["member"]["rolling_spend"] == 0
 
 
 def test_multipliers_take_the_highest_not_the_product() -> None:
