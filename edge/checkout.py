@@ -328,6 +328,7 @@ class Checkout:
             "status": "approved",
             "record": {"seq": rec.seq, "hash": rec.hash.hex()},
             "bank": res.reference(),
+            "quote": q,
             "receipt": receipt.sale(q, self.ident.store, rec.seq, s.enrolled),
             "bank_receipt": list(res.receipt_lines),
             "en": res.en,

@@ -8,7 +8,7 @@ from typing import Any
 
 from edge.core import jalali, phone
 from edge.core.dates import parse_timestamp
-from edge.core.text import group, num_fa, rials_en, rials_fa
+from edge.core.text import fa_digits, group, num_fa, rials_en, rials_fa
 
 WIDTH = 42
 
@@ -19,9 +19,7 @@ def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dic
     hhmm = q["at"][11:16]
     fa = [
         f"باشگاه مشتریان — فروشگاه {store}",
-        f"{jalali.format_date(t['day'], True)} {num_fa(int(hhmm[:2]))}:{hhmm[3:]}".replace(
-            ":", ":"
-        ),
+        f"{jalali.format_date(t['day'], True)} {fa_digits(hhmm)}",
         f"شماره سند {num_fa(seq)}",
     ]
     en = [f"Customer club - store {store}", f"{jdate} {hhmm}", f"Record {seq}"]

@@ -49,6 +49,8 @@ def test_approved_payment_records_the_sale_and_prints_what_was_earned(store: Sto
     fa, en = r["receipt"]["fa"], r["receipt"]["en"]
     assert any("Points earned" in x for x in en) and any("امتیاز این خرید" in x for x in fa)
     assert any("Tier" in x for x in en) and any("Welcome" in x for x in en)
+    assert not any(ch.isascii() and ch.isdigit() for ch in fa[1]), fa[1]  # Jalali date, time
+    assert r["quote"]["payable"] == payable and r["quote"]["points_earned"] > 0
     assert r["bank_receipt"]  # the terminal's own receipt lines
     assert store.status()["outbox"]["depth"] == 2
     assert store.api("POST", f"/v1/sessions/{sid}/pay")[0] == 409  # paid once
