@@ -57,6 +57,7 @@ class Agent:
         self._stop = threading.Event()
         self.idents: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=16)
         self.readers: dict[str, Any] = {}
+        self._reader_threads: list[threading.Thread] = []
         self.bank: BankTerminal | None = None
         self.device_state: dict[str, str] = {}
         self.last_bank_status = ""
@@ -204,12 +205,14 @@ class Agent:
                     log.error("bank terminal %s did not register: %s", d.port, e)
             else:
                 self.readers[d.name] = drv
-                threading.Thread(
+                t = threading.Thread(
                     target=self._read_loop,
                     args=(d.name, d.kind, drv),
                     name=f"reader-{d.name}",
                     daemon=True,
-                ).start()
+                )
+                self._reader_threads.append(t)
+                t.start()
 
     def _read_loop(self, name: str, kind: str, drv: Any) -> None:
         while not self._stop.is_set():
@@ -294,6 +297,8 @@ class Agent:
         self._stop.set()
         if self.uplink is not None:
             self.uplink.stop()
+        for t in self._reader_threads:
+            t.join(2.0)  # a read in progress ends within its 0.5 s; then the port closes
         for drv in self.readers.values():
             drv.close()
         if self.bank is not None:
