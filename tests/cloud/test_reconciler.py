@@ -147,9 +147,7 @@ def test_broken_chain_is_refused_and_stops_the_device(ho: HO, pos: Terminal) -> 
     assert ho.check() == []
 
 
-def test_held_record_with_broken_chain_leaves_held_once_quarantined(
-    ho: HO, pos: Terminal
-) -> None:
+def test_held_record_with_broken_chain_leaves_held_once_quarantined(ho: HO, pos: Terminal) -> None:
     a, b, c = (pos.sale(ALI, earned=i + 1) for i in range(3))
     p = copy.deepcopy(c.payload)
     p[R.K_PREV] = b"\x42" * 32
