@@ -1,0 +1,1 @@
+"""``./dev demo``: the whole club on one machine (demo.run), held against the ground truth."""

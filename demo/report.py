@@ -1,0 +1,316 @@
+"""What a person watching the demo sees: live progress while it runs, then the reckoning:
+head office's ledger held against the ground truth of the bank terminals and receipts."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import paho.mqtt.client as mqtt
+
+from demo.shoppers import Truth
+from demo.world import TENANT, HeadOffice, StoreTerminal
+from edge.core import phone
+from edge.core import record as R
+from edge.protocol import topics
+from edge.protocol.cbor import decode
+from edge.protocol.cose import parse
+from edge.protocol.mqtt import BrokerConfig, connect, new_client
+
+BOLD, GREEN, RED, DIM, RESET = "\033[1m", "\033[32m", "\033[31m", "\033[2m", "\033[0m"
+
+
+class Out:
+    """Printing with colour on a terminal and without it in a pipe or a log."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.s = stream
+        self.tty = stream.isatty() and os.environ.get("NO_COLOR") is None
+
+    def c(self, code: str, text: str) -> str:
+        return f"{code}{text}{RESET}" if self.tty else text
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.s, flush=True)
+
+    def head(self, text: str) -> None:
+        self.line()
+        self.line(self.c(BOLD, text))
+        self.line(self.c(DIM, "─" * min(78, max(20, len(text)))))
+
+
+class StreamWatcher:
+    """A head-office consumer of the reconciled stream: counts it and keeps a few samples."""
+
+    def __init__(self, broker_url: str, client_id: str) -> None:
+        self.cfg = BrokerConfig.from_url(broker_url)
+        self.count = 0  # reconciled records
+        self.messages = 0  # stream messages (head office batches them)
+        self.samples: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.c = new_client(self.cfg, client_id)
+        self.c.on_connect = lambda c, *_a: c.subscribe(topics.reconciled(TENANT, "+"), qos=1)
+        self.c.on_message = self._on_message
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, m: mqtt.MQTTMessage) -> None:
+        try:
+            entries = json.loads(m.payload)["entries"]
+        except (ValueError, KeyError, TypeError):
+            return
+        with self._lock:
+            self.messages += 1
+            for body in entries:
+                key = str(body.get("type", "?"))
+                if key == "sale" and body.get("offline"):
+                    key = "offline sale"
+                self.count += 1
+                self.samples.setdefault(key, body)
+
+    def start(self) -> None:
+        connect(self.c, self.cfg)
+        self.c.loop_start()
+
+    def stop(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+class Progress(threading.Thread):
+    """One line every ``every`` seconds: each store online or not and its outbox, the
+    checkouts so far, what head office has reconciled."""
+
+    def __init__(
+        self,
+        out: Out,
+        terms: list[StoreTerminal],
+        truth: Truth,
+        stream: StreamWatcher,
+        every: float,
+    ) -> None:
+        super().__init__(name="progress", daemon=True)
+        self.out, self.terms, self.truth, self.stream, self.every = out, terms, truth, stream, every
+        self.t0 = time.monotonic()
+        self.stop_evt = threading.Event()
+        self.offline_seen: set[str] = set()
+
+    def snapshot(self) -> str:
+        parts = []
+        for t in self.terms:
+            try:
+                st = t.status()
+                on, depth = bool(st["online"]), int(st["outbox"]["depth"])
+            except (OSError, KeyError, ValueError):
+                on, depth = False, -1
+            if not on:
+                self.offline_seen.add(t.store)
+            mark = self.out.c(GREEN, "● online ") if on else self.out.c(RED, "○ OFFLINE")
+            parts.append(f"{t.store} {mark} outbox {depth if depth >= 0 else '?':>3}")
+        with self.truth.lock:
+            sales, refunds, declined = (
+                len(self.truth.sales),
+                len(self.truth.refunds),
+                self.truth.declined,
+            )
+        return (
+            f"[{time.monotonic() - self.t0:5.1f}s] " + " | ".join(parts)
+            + f" | sales {sales:3} declined {declined:2} refunds {refunds:2}"
+            + f" | reconciled {self.stream.count:4}"
+        )  # fmt: skip
+
+    def run(self) -> None:
+        while not self.stop_evt.wait(self.every):
+            self.out.line(self.snapshot())
+
+    def stop(self) -> None:
+        self.stop_evt.set()
+        self.join(5)
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _sale_records(ho: HeadOffice) -> list[dict[str, Any]]:
+    out = []
+    for device, seq, kind, raw, offline in ho.q(
+        "SELECT device, seq, type, raw, offline FROM records WHERE type IN ('sale', 'refund')"
+    ):
+        p = decode(parse(bytes(raw)).payload)
+        bank = p.get(R.K_BANK) or {}
+        out.append(
+            {
+                "device": device,
+                "seq": int(seq),
+                "type": kind,
+                "amount": p[R.K_AMOUNTS][3],
+                "trace": bank.get(1),
+                "offline": bool(offline),
+            }
+        )
+    return out
+
+
+Sale = tuple[str, int, int, int | None]  # device, seq, payable, bank trace
+Charge = tuple[str, int, int]  # device, amount, trace
+Refund = tuple[str, int, int]  # device, seq, amount
+
+
+def money_checks(
+    truth_sales: list[Sale],
+    ho_sales: list[Sale],
+    bank: list[Charge],
+    truth_refunds: list[Refund],
+    ho_refunds: list[Refund],
+) -> list[Check]:
+    """Sales and refunds at head office against the tills and the bank terminals."""
+    ts, hs = sorted(truth_sales), sorted(ho_sales)
+    missing = [x for x in ts if x not in hs]
+    extra = [x for x in hs if x not in ts] + [x for i, x in enumerate(hs) if x in hs[:i]]
+    traces = [(d, tr) for d, _s, a, tr in hs if a > 0]
+    twice = len(traces) - len(set(traces))
+    paid = sorted((d, a, tr) for d, _s, a, tr in ts if a > 0)
+    charged = sum(a for _d, a, _t in bank)
+    booked = sum(a for _d, _s, a, _t in hs)
+    return [
+        Check(
+            "every approved sale is in the ledger exactly once",
+            not missing and not extra and not twice,
+            f"{len(ts)} approved at the tills, {len(hs)} sale records at head office; "
+            f"missing {len(missing)}, unexpected {len(extra)}, bank references booked twice "
+            f"{twice}",
+        ),
+        Check(
+            "what the bank terminals charged is what head office booked",
+            sorted(bank) == paid and charged == booked,
+            f"bank terminals charged {charged:,} IRR in {len(bank)} payments; "
+            f"ledger sales {booked:,} IRR",
+        ),
+        Check(
+            "every refund is in the ledger exactly once",
+            sorted(truth_refunds) == sorted(ho_refunds),
+            f"{len(truth_refunds)} refunds at the tills, {len(ho_refunds)} at head office",
+        ),
+    ]
+
+
+def member_check(want: dict[str, dict[str, int]], got: dict[str, dict[str, int]]) -> Check:
+    """Every member's points and wallet at head office against the sum of their receipts."""
+    wrong = [
+        m for m, v in want.items() if got.get(m) != {"points": v["points"], "wallet": v["wallet"]}
+    ]
+    return Check(
+        "member balances equal the receipts",
+        not wrong,
+        f"{len(want)} members; points and wallet of {len(want) - len(wrong)} agree"
+        + (f"; differ: {', '.join(wrong[:5])}" if wrong else ""),
+    )
+
+
+def verify(
+    ho: HeadOffice, terms: list[StoreTerminal], truth: Truth
+) -> tuple[list[Check], dict[str, Any]]:
+    """Head office against the ground truth; (the checks, the figures behind them)."""
+    recs = _sale_records(ho)
+    ho_sales = [
+        (r["device"], r["seq"], r["amount"], r["trace"]) for r in recs if r["type"] == "sale"
+    ]
+    truth_sales = [(s["device"], s["seq"], s["amount"], s["trace"]) for s in truth.sales]
+    bank = [(t.device, int(h["amount"]), int(h["trace"])) for t in terms for h in t.charged()]
+    ho_refunds = [(r["device"], r["seq"], r["amount"]) for r in recs if r["type"] == "refund"]
+    t_refunds = [(r["device"], r["seq"], r["refund_amount"]) for r in truth.refunds]
+    checks = money_checks(truth_sales, ho_sales, bank, t_refunds, ho_refunds)
+    want = truth.members()
+    got = {
+        m: {"points": int(p), "wallet": int(w)}
+        for m, p, w in ho.q("SELECT member, points, wallet FROM members")
+    }
+    checks.append(member_check(want, got))
+    charged = sum(a for _d, a, _t in bank)
+    booked = sum(a for _d, _s, a, _t in ho_sales)
+    depth: dict[str, Any] = {}
+    for t in terms:
+        st = t.status()
+        applied = ho.count("SELECT applied_through FROM devices WHERE device = ?", (t.device,))
+        depth[t.store] = (st["outbox"]["depth"], st["outbox"]["last_seq"], applied)
+    checks.append(
+        Check(
+            "every outbox is empty and acknowledged",
+            all(d == 0 and last == applied for d, last, applied in depth.values()),
+            "; ".join(
+                f"{s}: outbox {d}, last seq {last}, applied through {a}"
+                for s, (d, last, a) in depth.items()
+            ),
+        )
+    )
+    code, text = ho.ledger_check()
+    checks.append(
+        Check(
+            "`cloud_broker ledger check` passes", code == 0, text.splitlines()[-1] if text else ""
+        )
+    )
+    quarantined = ho.count("SELECT COUNT(*) FROM quarantine")
+    checks.append(Check("nothing quarantined", quarantined == 0, f"{quarantined} in quarantine"))
+    offline = sum(1 for r in recs if r["offline"])
+    checks.append(
+        Check(
+            "the store that lost its link caught up",
+            offline > 0,
+            f"{offline} sales and refunds made offline, all reconciled",
+        )
+    )
+    checks.append(
+        Check(
+            "every customer was recognised and served",
+            not truth.misidentified and not truth.errors,
+            f"{len(truth.misidentified)} misidentified, {len(truth.errors)} errors"
+            + (
+                f": {(truth.misidentified + truth.errors)[:3]}"
+                if truth.misidentified or truth.errors
+                else ""
+            ),
+        )
+    )
+    figures = {
+        "sales": len(truth_sales),
+        "declined": truth.declined,
+        "refunds": len(t_refunds),
+        "charged_irr": charged,
+        "booked_irr": booked,
+        "offline_records": offline,
+        "records": ho.count("SELECT COUNT(*) FROM records"),
+        "alerts": [
+            {"kind": k, "detail": d} for k, d in ho.q("SELECT kind, detail FROM alerts ORDER BY id")
+        ],
+        "members_expected": want,
+        "members_ledger": got,
+    }
+    return checks, figures
+
+
+def members_table(
+    out: Out, ho: HeadOffice, names: dict[str, str], n: int = 6
+) -> list[dict[str, Any]]:
+    rows = ho.q(
+        "SELECT member, points, wallet, tier, visits FROM members "
+        "ORDER BY points DESC, member LIMIT ?",
+        (n,),
+    )
+    tiers = {"regular": "عادی", "bronze": "برنزی", "silver": "نقره‌ای", "gold": "طلایی"}
+    head = ("member", "name", "tier", "points", "wallet (IRR)", "visits")
+    out.line("  {:<22} {:<20} {:<16} {:>8} {:>14} {:>6}".format(*head))
+    shown = []
+    for m, pts, wal, tier, visits in rows:
+        who = phone.mask(m) if m.startswith("+98") else m
+        tier_s = f"{tier} / {tiers.get(tier, tier)}"
+        out.line(
+            f"  {who:<22} {names.get(m, ''):<20} {tier_s:<16} {pts:>8,} {wal:>14,} {visits:>6}"
+        )
+        shown.append({"member": who, "tier": tier, "points": pts, "wallet": wal, "visits": visits})
+    return shown

@@ -1,0 +1,243 @@
+"""The demo's world: a broker, head office, and stores set up the way a chain sets them up.
+
+Head office makes its rules key and signs the rules with ``firmware_tools rules``, runs the
+reconciler (``python -m cloud_broker serve``) on a SQLite ledger, and issues one enrolment
+token per store (``cloud_broker enroll-token``).  Each store's terminal is provisioned with
+``firmware_tools init`` (device key, configuration, devices attached), ``enroll`` (the token,
+over MQTT) and ``selftest``, then runs the agent (``python -m edge run``) with simulated
+devices on pseudo-terminals: a PN532 NFC reader, an RDM6300 RFID reader, a QR scanner, a
+keypad and a ZVT bank terminal.  Everything happens in real processes with real commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from cloud_broker.db import Database
+from demo.link import Link
+from hw_sim.device import SimDevice
+from hw_sim.keypad import KeypadSim
+from hw_sim.pn532 import PN532Sim
+from hw_sim.rdm6300 import RDM6300Sim
+from hw_sim.scanner import ScannerSim
+from hw_sim.transport import PtyServer
+from hw_sim.zvt import ZVTSim
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "edge" / "data" / "rules.json"
+TENANT = "hypershahr"
+
+
+class DemoError(RuntimeError):
+    """A step of setting up the demo failed; the message says which and why."""
+
+
+def tool(module: str, *args: str, cwd: Path, timeout: float = 60) -> str:
+    """``python -m MODULE ARGS``, as an operator or a technician types it; its stdout."""
+    r = subprocess.run(  # noqa: S603 - our own modules
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=False,
+    )
+    if r.returncode != 0:
+        raise DemoError(
+            f"python -m {module} {' '.join(args[:2])} failed ({r.returncode}):\n"
+            + (r.stdout + r.stderr)[-2000:]
+        )
+    return r.stdout
+
+
+def _spawn(args: list[str], log: Path, ready: str, what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start a service whose first stdout line announces it is ready; (process, that line)."""
+    out: IO[bytes] = log.open("ab")
+    p = subprocess.Popen(  # noqa: S603 - our own modules
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=out,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert p.stdout is not None
+    line = p.stdout.readline().strip()
+    if not line.startswith(ready):
+        p.wait(20)
+        raise DemoError(f"{what} did not start ({line!r}); see {log}:\n{log.read_text()[-2000:]}")
+    return p, line
+
+
+def _stop(p: subprocess.Popen[str] | None) -> None:
+    if p is None or p.poll() is not None:
+        return
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+class HeadOffice:
+    def __init__(self, workdir: Path, broker_url: str) -> None:
+        self.dir = workdir / "head-office"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.broker_url = broker_url
+        self.ledger_url = f"sqlite:///{self.dir / 'ledger.db'}"
+        self.rules_pub = self.dir / "rules.pub.pem"
+        self.rules_bundle = self.dir / "rules.bundle"
+        self.proc: subprocess.Popen[str] | None = None
+        self._db: Database | None = None
+
+    def setup(self) -> None:
+        self.cli(
+            "firmware_tools", "rules", "keygen", "--key", "rules.key", "--pub", "rules.pub.pem"
+        )
+        self.cli("firmware_tools", "rules", "sign", str(RULES), "--key", "rules.key", "--out",
+                 "rules.bundle")  # fmt: skip
+
+    def start(self) -> None:
+        self.proc, _ = _spawn(
+            ["cloud_broker", "--ledger", self.ledger_url, "serve", "--broker", self.broker_url],
+            self.dir / "serve.log",
+            "serving",
+            "head office (cloud_broker serve)",
+        )
+
+    def cli(self, module: str, *args: str) -> str:
+        return tool(module, *args, cwd=self.dir)
+
+    def token(self, store: str) -> str:
+        return self.cli("cloud_broker", "--ledger", self.ledger_url, "enroll-token", "--tenant",
+                        TENANT, "--store", store).strip()  # fmt: skip
+
+    def ledger_check(self) -> tuple[int, str]:
+        r = subprocess.run(  # noqa: S603 - our own module
+            [sys.executable, "-m", "cloud_broker", "--ledger", self.ledger_url, "ledger", "check"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            check=False,
+        )
+        return r.returncode, (r.stdout + r.stderr).strip()
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self._db = Database(self.ledger_url)
+        return self._db
+
+    def q(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.db.read(sql, params)]
+
+    def count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        rows = self.q(sql, params)
+        return int(rows[0][0]) if rows else 0
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
+class StoreTerminal:
+    """One store's terminal: its simulated devices, its configuration and its agent."""
+
+    def __init__(
+        self, workdir: Path, index: int, broker_url: str, via_link: bool, suffix: str = ""
+    ) -> None:
+        self.index = index
+        self.store = f"s{index + 1}"
+        self.device = f"pos-{index + 1}{suffix}"
+        self.dir = workdir / "stores" / self.store
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.link: Link | None = None
+        if via_link:
+            host, _, port = broker_url.split("://", 1)[1].rpartition(":")
+            self.link = Link(host or "127.0.0.1", int(port))
+        self.broker_url = self.link.url if self.link else broker_url
+        self.nfc = PN532Sim()
+        self.rfid = RDM6300Sim(interval=0.03)
+        self.qr = ScannerSim()
+        self.keypad = KeypadSim()
+        self.bank = ZVTSim(step=0.002, receipts=True, terminal_id=f"2900{index + 1:04d}")
+        self._sims: list[tuple[str, str, str, SimDevice]] = [
+            ("nfc", "card", "pn532", self.nfc),
+            ("rfid", "card", "rdm6300", self.rfid),
+            ("qr", "card", "scanner", self.qr),
+            ("keypad", "phone", "keypad", self.keypad),
+            ("bank", "bank", "zvt", self.bank),
+        ]
+        self._servers: list[PtyServer] = []
+        self.config = self.dir / "edge.toml"
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.log = self.dir / "agent.log"
+        self.selftest = ""
+
+    def provision(self, ho: HeadOffice) -> None:
+        """What the technician does on site: init, enroll with head office's token, selftest."""
+        attach: list[str] = []
+        for name, kind, driver, sim in self._sims:
+            link = self.dir / f"tty-{name}"
+            self._servers.append(PtyServer(sim, link).start())
+            attach += ["--attach", f"{name}:{kind}:{driver}:{link}"]
+        token = ho.token(self.store)
+        self.cli("init", "--config", str(self.config), "--tenant", TENANT, "--store",
+                 self.store, "--device", self.device, "--broker", self.broker_url,
+                 "--rules-key", str(ho.rules_pub), "--rules-bundle", str(ho.rules_bundle),
+                 "--pos-listen", "127.0.0.1:0", *attach)  # fmt: skip
+        self.cli("enroll", "--config", str(self.config), "--token", token, "--timeout", "30")
+        self.selftest = self.cli("selftest", "--config", str(self.config), "--wait", "0")
+
+    def cli(self, *args: str) -> str:
+        return tool("firmware_tools", *args, cwd=self.dir)
+
+    def start(self) -> None:
+        self.proc, line = _spawn(
+            ["edge", "run", "--config", str(self.config)],
+            self.log,
+            "listening ",
+            f"the agent of {self.store}",
+        )
+        self.url = line.split(" ", 1)[1]
+
+    def api(
+        self, method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 60
+    ) -> tuple[int, dict[str, Any]]:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(  # noqa: S310 - our own agent on 127.0.0.1
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+                return int(r.status), json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return int(e.code), json.loads(e.read())
+
+    def status(self) -> dict[str, Any]:
+        return self.api("GET", "/v1/status", timeout=10)[1]
+
+    def charged(self) -> list[dict[str, Any]]:
+        """What the bank terminal really charged: the ground truth of money."""
+        return [dict(h) for h in self.bank.history if h.get("charged")]
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        for s in self._servers:
+            s.stop()
+        if self.link is not None:
+            self.link.close()
