@@ -10,7 +10,7 @@ One small adapter so the ledger code is written once:
   in order and recorded in ``schema_migrations`` on both engines.
 
 URLs: ``sqlite:///relative/or/absolute/path.db``, ``sqlite:////abs/path.db`` and
-``postgresql://user@host:port/db`` (any libpq DSN; ``?options=-csearch_path=x`` selects a
+``postgresql://user@host:port/db`` (any libpq DSN; ``?options=-csearch_path%3Dx`` selects a
 schema).
 """
 
