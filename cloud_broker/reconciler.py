@@ -54,6 +54,7 @@ class Incoming:
 class Outcome:
     acks: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
     gaps: dict[str, tuple[int, int]] = field(default_factory=dict)
+    tenants: dict[str, str] = field(default_factory=dict)  # device -> its registered tenant
     members: list[str] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
@@ -260,6 +261,7 @@ class _Apply:
                 )
             }
             tenant = row[4]
+            self.out.tenants[d] = str(tenant)
             for v in by_device[d]:
                 m = self.member_of(v.rec.payload)
                 if m:
@@ -350,7 +352,9 @@ class _Apply:
                 continue
             ok = self.apply(v.msg, rec, last_hash)
             if not ok:
-                break  # a broken chain stops this device until someone looks
+                # quarantined; the device's later records in this batch are held behind the
+                # gap, and the genuine record, when it comes, applies and drains them
+                continue
             applied, last_hash = seq, rec.hash
             applied, last_hash = self.drain(d, applied, last_hash, held)
         applied, last_hash = self.drain(d, applied, last_hash, held)

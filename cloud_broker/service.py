@@ -276,14 +276,16 @@ class Service:
                 if qos:
                     c.ack(mid, qos)
         for device, (applied, h) in out.acks.items():
-            tenant = self._tenant_of(batch, device)
+            # the registry's tenant, never a topic's: a refused message on another tenant's
+            # topic that names this device must not steer its ack
+            tenant = out.tenants.get(device)
             if tenant is not None and applied:
                 c.publish(
                     topics.ack(tenant, device), messages.encode_ack(applied, h), qos=1, retain=True
                 )
         now = time.monotonic()
         for device, (first, last) in out.gaps.items():
-            self._request_gap(device, first, last, now, self._tenant_of(batch, device))
+            self._request_gap(device, first, last, now, out.tenants.get(device))
         if out.stream:
             self._publish_stream()
         if out.members and self.cfg.snapshots:
@@ -294,14 +296,6 @@ class Service:
         self.stats["messages"] += len(batch)
         if self.on_batch is not None:
             self.on_batch(out)
-
-    @staticmethod
-    def _tenant_of(batch: list[Incoming], device: str) -> str | None:
-        for m in batch:
-            t = topics.parse_records(m.topic)
-            if t is not None and t[2] == device:
-                return t[0]
-        return None
 
     def _request_gap(
         self, device: str, first: int, last: int, now: float, tenant: str | None

@@ -166,6 +166,22 @@ def test_held_record_with_broken_chain_leaves_held_once_quarantined(ho: HO, pos:
     assert ho.check() == []
 
 
+def test_records_after_a_broken_chain_in_the_same_batch_are_held_not_dropped(
+    ho: HO, pos: Terminal
+) -> None:
+    a, b, c = (pos.sale(ALI, earned=i + 1) for i in range(3))
+    ho.feed(pos, [a])
+    p = copy.deepcopy(b.payload)
+    p[R.K_PREV] = b"\x42" * 32
+    forged = cose.sign1(cbor.encode(p), pos.key, pos.device.encode())
+    out = ho.rc.process([*_incoming_raw(pos.topic, forged), *_incoming(pos, [c])])
+    assert (out.applied, out.quarantined, out.held) == (0, 1, 1)
+    assert out.gaps[pos.device] == (2, 2)
+    out = ho.feed(pos, [b])  # the genuine seq 2 applies and drains the held seq 3
+    assert out.applied == 2 and ho.one("SELECT applied_through FROM devices") == 3
+    assert ho.check() == []
+
+
 @pytest.mark.parametrize(
     "junk", [b"", b"\xff" * 10, b"\xd2\x84\x40\xa0\x40\x40", cbor.encode({1: 2})]
 )
