@@ -47,7 +47,7 @@ class Meddler:
         self.c = new_client(self.cfg, "meddler")
         self.c.on_message = self._on_message
         self.c.on_connect = lambda c, *_a: c.subscribe(topics.records_all("+"), qos=1)
-        self.c.reconnect_delay_set(0.2, 1)
+        self.c.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes seconds
         self.pending: list[tuple[float, str, bytes]] = []
         self.lock = threading.Lock()
         self.sent = 0
