@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -30,19 +30,15 @@ from tests.cloud.test_service import Listener, serve, uplink
 from tests.helpers.headoffice import HO
 from tests.helpers.store import Store, rules_doc
 from tests.helpers.terminal import Terminal
+from tests.helpers.wait import until
 
 ALI = "+989121234567"
 LULL = 0.4  # seconds of good traffic alone between attacks
 Row = tuple[str, str | None, int | None]  # (code, device, seq)
 
 
-def wait(cond: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
+def wait(cond: Callable[[], Any], timeout: float = 15.0) -> bool:
+    return until(cond, timeout)
 
 
 def reseal(raw: bytes, key: Ed25519PrivateKey, **changes: Any) -> bytes:
@@ -135,13 +131,6 @@ class Attacker:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
-
-
-@pytest.fixture
-def world(tmp_path: Path, broker: LocalMosquitto) -> Iterator[World]:
-    w = World(tmp_path, broker)
-    yield w
-    w.close()
 
 
 @pytest.mark.timeout(180)

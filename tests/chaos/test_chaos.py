@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +160,6 @@ class World:
             self.hq.terminate()
             self.hq.wait(15)
         self.ho.close()
-
-
-@pytest.fixture
-def world(tmp_path: Path, broker: LocalMosquitto) -> Iterator[World]:
-    w = World(tmp_path, broker)
-    yield w
-    w.close()
 
 
 @pytest.mark.timeout(240)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from edge.protocol.uplink import Uplink, UplinkConfig
 from tests.conftest import ROOT
 from tests.helpers.headoffice import HO
 from tests.helpers.terminal import Terminal
+from tests.helpers.wait import until
 
 ALI = "+989121234567"
 
@@ -58,13 +60,8 @@ def uplink(t: Terminal, broker: LocalMosquitto) -> Uplink:
     return up
 
 
-def wait(cond: Any, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
+def wait(cond: Callable[[], Any], timeout: float = 60.0) -> bool:
+    return until(cond, timeout)
 
 
 class Listener:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from edge.protocol import bundles, keys
 from hw_sim.device import SimDevice
 from hw_sim.transport import PtyServer
 from tests.conftest import ROOT, RULES_PATH
+from tests.helpers.wait import until
 
 
 def rules_doc(version: int = 1, **changes: Any) -> dict[str, Any]:
@@ -157,12 +157,7 @@ class Store:
             s.stop()
 
     def wait(self, cond: Any, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return True
-            time.sleep(0.05)
-        return False
+        return until(cond, timeout)
 
     def status(self) -> dict[str, Any]:
         return self.api("GET", "/v1/status")[1]

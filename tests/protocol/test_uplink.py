@@ -20,6 +20,7 @@ from edge.protocol.uplink import Uplink, UplinkConfig
 from tests.conftest import ROOT
 from tests.helpers.acker import Acker
 from tests.helpers.device import Device, commit_sale, make_device
+from tests.helpers.wait import until
 
 
 def _uplink(dev: Device, broker: LocalMosquitto, **kw: Any) -> Uplink:
@@ -30,12 +31,7 @@ def _uplink(dev: Device, broker: LocalMosquitto, **kw: Any) -> Uplink:
 
 
 def _wait(cond: Any, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
+    return until(cond, timeout, step=0.02)
 
 
 def _assert_all_arrived(acker: Acker, dev: Device, n: int) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from cloud_broker.local_broker import LocalMosquitto, free_port
 from edge.protocol.mqtt import BrokerConfig
 from firmware_tools import pki
 from tests.conftest import ROOT, RULES_PATH
+from tests.helpers.wait import until
 
 TENANT = "hypershahr"
 HO_SERVICE = "head-office"  # the reconciler's certificate
@@ -41,12 +41,7 @@ def run(
 
 
 def wait(cond: Callable[[], Any], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
+    return until(cond, timeout)
 
 
 class World:
