@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.errors import ConfigError
+from edge.protocol import keys
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -123,16 +123,7 @@ def issue(
 
 def write_key(path: Path, key: PrivateKey) -> None:
     """PKCS#8 PEM, mode 0600; an existing file is never overwritten."""
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise ConfigError(str(path), "a key already exists here; it is never overwritten") from None
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
+    keys.write_private(path, key)
 
 
 def write_cert(path: Path, cert: x509.Certificate) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from edge.errors import ConfigError
 
@@ -20,6 +21,13 @@ from edge.errors import ConfigError
 def generate(path: Path) -> Ed25519PrivateKey:
     """Create a new private key at ``path`` (mode 0600); refuse to overwrite one."""
     key = Ed25519PrivateKey.generate()
+    write_private(path, key)
+    return key
+
+
+def write_private(path: Path, key: PrivateKeyTypes) -> None:
+    """Any private key as PKCS#8 PEM, mode 0600, created exclusively and fsynced; an
+    existing file is never overwritten."""
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -32,7 +40,6 @@ def generate(path: Path) -> Ed25519PrivateKey:
         f.write(pem)
         f.flush()
         os.fsync(f.fileno())
-    return key
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
