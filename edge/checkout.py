@@ -52,6 +52,7 @@ from edge.errors import DeviceError, LoyaltyError, OutboxFullError
 from edge.ledger_cache.outbox import MemberDelta, Outbox
 from edge.members import Members
 from edge.protocol.record import Record
+from edge.sanitize import is_clean
 
 log = logging.getLogger("edge.checkout")
 
@@ -197,7 +198,7 @@ class Checkout:
             uid = card.strip()
             if uid.upper().startswith("LC1:"):
                 uid = uid[4:]  # the club app's QR membership card
-            if not uid or len(uid) > 64 or any(ord(c) < 0x20 for c in uid):
+            if not uid or not is_clean(uid, 64):
                 raise CheckoutError(
                     "bad_card", "unreadable card id", "شناسه کارت نامعتبر است.", 400
                 )

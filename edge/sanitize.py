@@ -37,6 +37,12 @@ def clean(value: object, maxlen: int = 80) -> str:
     return s if len(s) <= maxlen else s[: maxlen - 1] + "…"
 
 
+def is_clean(text: str, maxlen: int = 80) -> bool:
+    """True when ``clean`` would leave ``text`` as it is: nothing to hide from a log, a
+    screen or a signed record.  For refusing identifiers rather than repairing them."""
+    return clean(text, maxlen) == text
+
+
 def clean_bytes(data: bytes, maxlen: int = 64) -> str:
     """Bytes from a device as text if they are printable, hex otherwise."""
     try:

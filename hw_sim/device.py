@@ -46,7 +46,15 @@ class SimDevice:
         with self.lock:
             self.on_tick(now)
 
+    def connected(self) -> None:
+        """A host connected (a TCP client accepted): a new conversation starts."""
+        with self.lock:
+            self.on_connect()
+
     # -- to override -----------------------------------------------------------------------
+
+    def on_connect(self) -> None:
+        """A new host connection; a device whose link state outlives a connection resets it."""
 
     def on_bytes(self, data: bytes) -> None:
         """Bytes written by the host."""

@@ -158,6 +158,7 @@ class TcpServer(_Server):
                 conn.settimeout(TICK)
                 self._conn = conn
                 self.faults.sent = 0
+                self.device.connected()  # what a torn message left behind is gone
             try:
                 data = self._conn.recv(4096)
                 if not data:

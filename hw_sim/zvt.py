@@ -366,6 +366,15 @@ class ZVTSim(SimDevice):
         self._awaiting = False
         self._next_at = monotonic() + self.step
 
+    def on_connect(self) -> None:
+        """A new cash register connection: a half-received message and anything queued for
+        the old connection are dropped, and a transaction it left running ends."""
+        self._decoder.reset()
+        self._splitter.reset()
+        self._outq.clear()
+        self._inflight = None
+        self._stop()
+
     def _stop(self) -> None:
         self._reverse("the cash register never took the result")
         self._script.clear()

@@ -76,8 +76,8 @@ from edge.drivers.pn532_frames import (
     PN532TimeoutError,
     command_frame,
 )
-from edge.drivers.serialport import open_port
-from edge.errors import ConfigError
+from edge.drivers.serialport import open_port, read_available, write_all
+from edge.errors import ConfigError, DeviceError
 from edge.sanitize import clean
 
 log = logging.getLogger("edge.drivers.pn532")
@@ -98,7 +98,6 @@ NAMES = {
 BAUDRATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)  # 7.2.8
 HSU_DEFAULT_BAUDRATE = 115200  # the PN532 always starts at 115200 on the HSU
 NACKS = 3  # NACKs for one damaged response before the command is sent again
-READ_CHUNK = 256
 PORT_TIMEOUT = 0.01  # the port's read timeout: how often the driver looks at its clock
 MIN_POLL_WAIT = 0.05
 # A frame's bytes follow each other (275 bytes at most: 24 ms at 115200 baud); a frame
@@ -141,7 +140,7 @@ class Chipset:
 
     def write(self, data: bytes) -> None:
         log.debug("%s >>> %s", self.name, data.hex(" "))
-        self.port.write(data)
+        write_all(self.port, data, flush=False)
 
     def wake(self) -> None:
         """The HSU wake-up preamble; harmless when the chip is awake (bytes before a start
@@ -163,7 +162,7 @@ class Chipset:
                     return cut
             if now >= deadline:
                 return None
-            data = self.port.read(READ_CHUNK)
+            data = read_available(self.port)
             if data:
                 self._last_rx = time.monotonic()
                 log.debug("%s <<< %s", self.name, data.hex(" "))
@@ -460,7 +459,7 @@ class PN532Reader:
             if self.baudrate != HSU_DEFAULT_BAUDRATE:
                 self._set_baudrate(HSU_DEFAULT_BAUDRATE)
             self.chip.command(RF_CONFIGURATION, b"\x01\x00", timeout=self.response_timeout)
-        except (PN532Error, OSError) as e:
+        except (DeviceError, OSError) as e:  # an unplugged port cannot be tidied
             log.info("PN532 on %s: could not tidy up on close: %s", self.port_url, e)
         finally:
             self._port.close()

@@ -14,7 +14,7 @@ import time
 from edge.drivers.base import CardRead
 from edge.drivers.serialport import open_port, read_available
 from edge.errors import ConfigError, DeviceError
-from edge.sanitize import clean, clean_bytes
+from edge.sanitize import clean, clean_bytes, is_clean
 
 log = logging.getLogger("edge.drivers.scanner")
 
@@ -29,16 +29,20 @@ class ScanError(DeviceError):
 def parse_terminator(name: str) -> bytes:
     if name.lower() in TERMINATORS:
         return TERMINATORS[name.lower()]
-    if name.startswith("0x"):
+    if name.lower().startswith("0x"):
         try:
-            return bytes.fromhex(name[2:])
+            term = bytes.fromhex(name[2:])
         except ValueError:
-            pass
+            term = b""
+        if term:
+            return term
     raise ConfigError("scanner.terminator", f"use cr, lf, crlf, tab, etx or 0xHEX, got {name!r}")
 
 
 class LineParser:
     def __init__(self, terminator: bytes = b"\r", prefix: bytes = b"") -> None:
+        if not terminator:
+            raise ValueError("a scanner line needs a terminator")
         self.terminator = terminator
         self.prefix = prefix
         self.buf = bytearray()
@@ -73,8 +77,8 @@ class LineParser:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             return ScanError(f"scan is not UTF-8: {clean_bytes(line)}")
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-            return ScanError(f"control characters in scan: {clean(text)}")
+        if not is_clean(text, MAX_CODE):
+            return ScanError(f"control or formatting characters in scan: {clean(text)}")
         return text
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import serial
 
 from edge.errors import DeviceError
+from edge.sanitize import clean
 
 log = logging.getLogger("edge.drivers")
 
@@ -46,15 +47,47 @@ def open_port(
         raise DeviceError(f"cannot open {url}: {e}", fa=f"درگاه {url} باز نشد: {e}") from e
 
 
-def read_available(port: serial.SerialBase) -> bytes:
+Label = tuple[str, str]  # what a port is, for messages: (English, Persian)
+
+
+def _port_error(
+    port: serial.SerialBase, verb: str, verb_fa: str, e: Exception, what: Label | None
+) -> DeviceError:
+    if what is None:
+        name = clean(getattr(port, "port", None) or "?", 120)
+        what = (name, f"درگاه {name}")
+    return DeviceError(
+        f"cannot {verb} {what[0]}: {e} (unplugged?)",
+        fa=f"{verb_fa} {what[1]} ممکن نشد: {e} (کابل جدا شده؟)",
+    )
+
+
+def read_available(port: serial.SerialBase, limit: int = 4096, what: Label | None = None) -> bytes:
     """Wait (up to the port's timeout) for the first byte, then take whatever else has
-    arrived: a frame is handed on as soon as it is there, not when a buffer fills."""
-    data = bytes(port.read(1))
-    if data:
-        waiting = int(getattr(port, "in_waiting", 0))  # every concrete port has it
-        if waiting:
-            data += bytes(port.read(waiting))
+    arrived: a frame is handed on as soon as it is there, not when a buffer fills.  A port
+    that went away (a USB adapter pulled out) is a DeviceError, like every device fault."""
+    try:
+        data = bytes(port.read(1))
+        if data:
+            waiting = int(getattr(port, "in_waiting", 0))  # every concrete port has it
+            if waiting:
+                data += bytes(port.read(min(waiting, limit)))
+    except (serial.SerialException, OSError) as e:
+        raise _port_error(port, "read from", "خواندن از", e, what) from e
     return data
+
+
+def write_all(
+    port: serial.SerialBase, data: bytes, *, flush: bool = True, what: Label | None = None
+) -> None:
+    """Write ``data`` (and wait until it left, with ``flush``); DeviceError if the port
+    went away."""
+    try:
+        port.write(data)
+        if flush:
+            port.flush()
+    except (serial.SerialException, OSError) as e:
+        raise _port_error(port, "write to", "نوشتن روی", e, what) from e
 
 
 def set_modem_lines(

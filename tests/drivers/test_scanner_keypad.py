@@ -50,18 +50,24 @@ def test_scanner_refuses_bad_lines_and_keeps_good_ones() -> None:
         + b"\r"
         + b"]Q1\r"
         + b"]Q1ok-2\r\n"
+        + "]Q1LC1:abc\u202egpj.exe\r".encode()  # a bidi override: would reorder a screen
+        + "]Q1x\u0085y\r".encode()  # a C1 control
     )
     assert [x for x in out if isinstance(x, str)] == ["ok-1", "ok-2"]
     errors = [str(x) for x in out if isinstance(x, ScanError)]
-    assert len(errors) == 5
+    assert len(errors) == 7
     assert any("prefix" in e for e in errors) and any("UTF-8" in e for e in errors)
     assert all("\x1b" not in e for e in errors)  # never shown raw
 
 
 def test_scanner_configuration_errors() -> None:
     assert parse_terminator("0x0d0a") == b"\r\n"
-    with pytest.raises(ConfigError, match="terminator"):
-        parse_terminator("newline")
+    assert parse_terminator("0X0D") == b"\r"
+    for bad in ("newline", "0x", "0xZZ"):
+        with pytest.raises(ConfigError, match="terminator"):
+            parse_terminator(bad)  # "0x" would have matched everywhere and hung the reader
+    with pytest.raises(ValueError, match="terminator"):
+        LineParser(b"")
 
 
 def test_scanner_via_sim_url() -> None:

@@ -34,6 +34,7 @@ from typing import Protocol
 
 import serial
 
+from edge.drivers.serialport import read_available, write_all
 from edge.drivers.zvt.framing import (
     ACK,
     NAK,
@@ -78,27 +79,13 @@ class _PortLink:
         self.port = port
         self.timers = timers
         self.name = clean(name)
+        self.what = (f"the bank terminal on {self.name}", f"درگاه پایانهٔ بانکی {self.name}")
 
     def _write(self, data: bytes) -> None:
-        try:
-            self.port.write(data)
-            self.port.flush()
-        except (serial.SerialException, OSError) as e:
-            raise DeviceError(
-                f"cannot write to the bank terminal on {self.name}: {e}",
-                fa=f"نوشتن روی درگاه پایانهٔ بانکی {self.name} ممکن نشد: {e}",
-            ) from e
+        write_all(self.port, data, what=self.what)
 
     def _read(self) -> bytes:
-        try:
-            waiting = int(getattr(self.port, "in_waiting", 0))
-            data: bytes = self.port.read(max(1, min(waiting, 4096)))
-        except (serial.SerialException, OSError) as e:
-            raise DeviceError(
-                f"cannot read from the bank terminal on {self.name}: {e}",
-                fa=f"خواندن از درگاه پایانهٔ بانکی {self.name} ممکن نشد: {e}",
-            ) from e
-        return data
+        return read_available(self.port, what=self.what)
 
     def close(self) -> None:
         try:
