@@ -15,13 +15,16 @@ Nothing probes ports: each device named in the configuration is opened once, on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from edge.backoff import Backoff
 from edge.checkout import Checkout, CheckoutError
 from edge.clock import Clock
 from edge.config import Config
@@ -29,7 +32,7 @@ from edge.core.errors import PhoneError, RuleError
 from edge.core.ruleset import RuleBook
 from edge.drivers import registry
 from edge.drivers.base import BankTerminal
-from edge.errors import DecodeError, DeviceError, LoyaltyError, SignatureError
+from edge.errors import ConfigError, DecodeError, DeviceError, LoyaltyError, SignatureError
 from edge.ledger_cache.outbox import Identity, Limits, Outbox
 from edge.members import Members
 from edge.protocol import bundles, keys, snapshots, topics
@@ -61,7 +64,8 @@ class Agent:
         self.bank: BankTerminal | None = None
         self.device_state: dict[str, str] = {}
         self.last_bank_status = ""
-        self.recovered: list[str] = []
+        self.recovered: deque[str] = deque(maxlen=50)  # the latest; all of them are logged
+        self._status: dict[str, Any] = {}  # the last counters, while a payment holds the thread
         self.rules_error: str | None = None
         self.uplink: Uplink | None = None
         if cfg.broker is not None:
@@ -104,11 +108,12 @@ class Agent:
         """Run ``fn`` on the agent thread later (downlink messages)."""
         self._jobs.put((fn, None))
 
-    def call(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
-        """Run ``fn`` on the agent thread and return its result (or raise its error)."""
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None, **kw: Any) -> T:
+        """Run ``fn`` on the agent thread and return its result (or raise its error);
+        TimeoutError if it has not run within ``timeout`` (it still runs later)."""
         result: _Result = _Result()
         self._jobs.put((lambda: fn(*args, **kw), result))
-        return result.wait()  # type: ignore[no-any-return]
+        return result.wait(timeout)  # type: ignore[no-any-return]
 
     def _open_db(self) -> None:
         limits = Limits(max_bytes=self.cfg.outbox_max_bytes, alarm_pct=self.cfg.alarm_pct)
@@ -117,16 +122,15 @@ class Agent:
         )
         self.members = Members(self.outbox.conn, self.cfg.device)
         row = self.outbox.conn.execute("SELECT value FROM kv WHERE key = ?", (RULES_KV,)).fetchone()
+        # Either bundle may be refused (a new pinned key, stricter validation): keep serving;
+        # club offers are refused with a clear reason until a good bundle comes, rather
+        # than the agent exiting and systemd restarting it for ever.
         if row is not None:
-            self._install(bytes(row[0]), persist=False)
+            self._try_install(bytes(row[0]), persist=False, what="stored bundle")
         if self.cfg.rules_file is not None and self.cfg.rules_file.exists():
-            try:
-                self._install(self.cfg.rules_file.read_bytes(), persist=True)
-            except (RuleError, SignatureError, DecodeError) as e:
-                # keep serving: club offers are refused with a clear reason until head
-                # office sends a bundle signed with the pinned key
-                self.rules_error = f"provisioned bundle refused: {e}"
-                log.error("%s", self.rules_error)
+            self._try_install(
+                self.cfg.rules_file.read_bytes(), persist=True, what="provisioned bundle"
+            )
         self.checkout = Checkout(
             self.outbox,
             self.members,
@@ -138,6 +142,13 @@ class Agent:
             enroll_new_phones=self.cfg.enroll_new_phones,
             bank_timeout=self.cfg.bank_timeout,
         )
+
+    def _try_install(self, raw: bytes, persist: bool, what: str) -> None:
+        try:
+            self._install(raw, persist)
+        except (RuleError, SignatureError, DecodeError) as e:
+            self.rules_error = f"{what} refused: {e}"
+            log.error("%s", self.rules_error)
 
     def _install(self, raw: bytes, persist: bool) -> None:
         rs = bundles.open_bundle(raw, self.pinned, self.cfg.tenant)
@@ -194,7 +205,7 @@ class Agent:
                 log.error("device %s (%s on %s): %s", d.name, d.driver, d.port, e)
                 continue
             except TypeError as e:
-                raise LoyaltyError(f"devices.{d.name}.options: {e}") from e
+                raise ConfigError(f"devices.{d.name}.options", str(e)) from e
             self.device_state[d.name] = "ok"
             if d.kind == "bank":
                 self.bank = drv
@@ -215,8 +226,16 @@ class Agent:
                 t.start()
 
     def _read_loop(self, name: str, kind: str, drv: Any) -> None:
+        """Reads one reader for ever.  A device fault marks it and reopens its port with
+        back-off (an adapter pulled out and plugged back in comes back by itself); nothing a
+        device does ends this thread."""
+        d = self.cfg.devices[name]
+        retry = Backoff(f"device {name} ({d.driver} on {d.port})", log, base=1.0, cap=30.0)
         while not self._stop.is_set():
             try:
+                if drv is None:
+                    drv = registry.create(d.kind, d.driver, port=d.port, **d.options)
+                    self.readers[name] = drv
                 if kind == "phone":
                     try:
                         number = drv.read_phone(0.5)
@@ -229,12 +248,17 @@ class Agent:
                     got = drv.read(0.5)
                     if got is not None:
                         self._event({"device": name, "card": got.uid, "kind": got.kind})
+                if self.device_state.get(name) != "ok":
+                    retry.succeeded()
                 self.device_state[name] = "ok"
-            except DeviceError as e:
-                if self.device_state.get(name) == "ok":
-                    log.error("device %s: %s", name, e)
+            except Exception as e:  # noqa: BLE001 - a device fault must not end the reader
                 self.device_state[name] = f"error: {clean(str(e), 120)}"
-                self._stop.wait(1.0)
+                delay = retry.failed(clean(str(e), 200))
+                if drv is not None:
+                    with contextlib.suppress(Exception):
+                        drv.close()
+                    drv = None
+                self._stop.wait(delay)
 
     def _event(self, ev: dict[str, Any]) -> None:
         ev["at"] = time.monotonic()
@@ -242,8 +266,9 @@ class Agent:
             self.idents.get_nowait()
         self.idents.put(ev)
 
-    def wait_ident(self, timeout: float) -> dict[str, Any] | None:
-        """The next tap, scan or typed number within ``timeout`` (older ones are stale)."""
+    def wait_ident(self, timeout: float, since: float) -> dict[str, Any] | None:
+        """The next tap, scan or typed number within ``timeout``; events from before
+        ``since`` (the basket was opened: an earlier customer's) are stale."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -253,7 +278,7 @@ class Agent:
                 ev = self.idents.get(timeout=left)
             except queue.Empty:
                 return None
-            if time.monotonic() - ev["at"] < 30:
+            if ev["at"] >= since:
                 return ev
 
     # -- life ------------------------------------------------------------------------------
@@ -269,26 +294,30 @@ class Agent:
         self._open_devices()
         self.checkout.bank = self.bank
         self.checkout.on_status = self._bank_status
-        self.recovered = self.call(self.checkout.recover)
-        for line in self.recovered:
+        for line in self.call(self.checkout.recover):
             log.warning("recovered after a restart: %s", line)
+            self.recovered.append(line)
+        self.status()  # the counters a status shows while a payment holds the agent thread
         if self.uplink is not None:
             self.uplink.start()
         threading.Thread(target=self._retry_unknown, name="recovery", daemon=True).start()
 
     def _retry_unknown(self) -> None:
         """Payments whose result could not be established are asked about again (the
-        terminal may have been busy or unreachable right after the restart)."""
+        terminal may have been busy or unreachable right after the restart); recover()
+        reports only what changed."""
         while not self._stop.wait(3.0):
-            n = self.call(
-                lambda: self.outbox.conn.execute(
-                    "SELECT COUNT(*) FROM payments WHERE state = 'unknown'"
-                ).fetchone()[0]
-            )
-            if n:
+            if self.call(self._open_payments):
                 for line in self.call(self.checkout.recover):
                     log.warning("recovered: %s", line)
                     self.recovered.append(line)
+
+    def _open_payments(self) -> int:
+        """Payments that took or may have taken money and are not recorded yet."""
+        row = self.outbox.conn.execute(
+            "SELECT COUNT(*) FROM payments WHERE state IN ('unknown', 'approved')"
+        ).fetchone()
+        return int(row[0])
 
     def _bank_status(self, _device: str, text: str) -> None:
         self.last_bank_status = clean(text, 80)
@@ -307,12 +336,23 @@ class Agent:
         self._jobs.put(None)
 
     def status(self) -> dict[str, Any]:
-        ob = self.call(self.outbox.status)
-        unknown = self.call(
-            lambda: self.outbox.conn.execute(
-                "SELECT COUNT(*) FROM payments WHERE state = 'unknown'"
-            ).fetchone()[0]
-        )
+        # The database counters come from the agent thread; while a payment holds it (up
+        # to the bank timeout) the last ones are shown, marked busy, so the POS can still
+        # read the bank terminal's prompts.
+        try:
+            self._status = self.call(
+                lambda: {"outbox": self.outbox.status(), "unknown": self._open_payments()},
+                timeout=0.5,
+            )
+            busy = False
+        except TimeoutError:
+            busy = True
+            if not self._status:  # nothing to show yet: wait for the thread after all
+                self._status = self.call(
+                    lambda: {"outbox": self.outbox.status(), "unknown": self._open_payments()}
+                )
+        ob = self._status["outbox"]
+        unknown = self._status["unknown"]
         up = self.uplink.status() if self.uplink is not None else {}
         rs = self.book.current
         return {
@@ -329,7 +369,8 @@ class Agent:
             "payments_unknown": int(unknown),
             "uptime_s": int(time.monotonic() - self.started),
             "bank_status": self.last_bank_status,
-            "recovered": self.recovered,
+            "busy": busy,
+            "recovered": list(self.recovered),
         }
 
 
@@ -361,8 +402,9 @@ class _Result:
         self._error = e
         self._done.set()
 
-    def wait(self) -> Any:
-        self._done.wait()
+    def wait(self, timeout: float | None = None) -> Any:
+        if not self._done.wait(timeout):
+            raise TimeoutError("the agent thread is busy")
         if self._error is not None:
             raise self._error
         return self._value

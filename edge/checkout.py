@@ -20,10 +20,15 @@ cut) at any instant leaves neither a paid sale unrecorded nor an unpaid sale rec
 On start, an intent left ``intent`` was never sent to the bank (closed as not paid); one
 left ``charging`` (the agent died during the charge or between approval and commit) is
 resolved by asking the bank terminal for its last transaction:
-approved for that amount and not yet recorded -> the sale is recorded now; otherwise the
-intent is closed as not paid.  If the terminal cannot tell, the intent stays ``unknown``
-and the status says so.  ``LOYALTY_CRASH_AT`` (tests only) kills the process at a named
-step: before_charge, after_approval, after_commit.
+approved for that amount (terminal id and trace not already booked) -> the sale is
+recorded now; otherwise the intent is closed as not paid.  If the terminal cannot tell, or
+a later payment has reached it since (its "last transaction" is then that one), the intent
+stays ``unknown`` and the status says so.  An approval whose sale could not be committed
+(a disk error) is kept as ``approved`` and recorded by the next ``recover``.  A session
+whose payment is unknown can never be paid again (its state is ``unknown``); the POS opens
+a new basket once the cashier has checked the terminal's receipt.  ``LOYALTY_CRASH_AT``
+(tests only) kills the process at a named step: before_charge, after_approval,
+after_commit.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from typing import Any
 from edge import receipt
 from edge.clock import Clock
 from edge.core import record as R
+from edge.core.dates import parse_timestamp
 from edge.core.engine import quote
 from edge.core.errors import CoreError
 from edge.core.phone import normalise
@@ -52,7 +58,7 @@ from edge.errors import DeviceError, LoyaltyError, OutboxFullError
 from edge.ledger_cache.outbox import MemberDelta, Outbox
 from edge.members import Members
 from edge.protocol.record import Record
-from edge.sanitize import is_clean
+from edge.sanitize import clean, is_clean
 
 log = logging.getLogger("edge.checkout")
 
@@ -80,8 +86,13 @@ class Session:
     enrolled: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     quote: dict[str, Any] | None = None
-    state: str = "open"  # open, paid, declined, cancelled
+    state: str = "open"  # open, paid, declined, cancelled, unknown (ask the bank terminal)
     result: dict[str, Any] | None = None
+    finished: float | None = None  # when it left "open": a finished one is kept DONE_TTL
+
+    def finish(self, state: str) -> None:
+        self.state = state
+        self.finished = time.monotonic()
 
     def view(self) -> dict[str, Any]:
         return {
@@ -153,7 +164,9 @@ class Checkout:
         for sid in [
             k
             for k, s in self.sessions.items()
-            if now - s.created > (SESSION_TTL if s.state == "open" else DONE_TTL)
+            if (
+                now - s.created > SESSION_TTL if s.finished is None else now - s.finished > DONE_TTL
+            )
         ]:
             del self.sessions[sid]
         while len(self.sessions) >= MAX_SESSIONS:  # a POS that never finishes its baskets
@@ -167,15 +180,23 @@ class Checkout:
             )
         basket = dict(basket)
         basket.setdefault("store", self.ident.store)
+        bid = basket.get("id")
+        if bid is not None and not (isinstance(bid, str) and bid and is_clean(bid, 64)):
+            raise CheckoutError(
+                "bad_basket",
+                "basket.id: a text of 1 to 64 printable characters",
+                "شناسه سبد خرید نامعتبر است.",
+                400,
+            )
         s = Session(uuid.uuid4().hex[:16], basket, time.monotonic())
-        self._quote(s)  # validates the basket
+        s.quote = self._quote(basket, {}, None)  # validates the basket
         self.sessions[s.id] = s
         return s
 
     def cancel(self, sid: str) -> Session:
         s = self._session(sid)
         self._open_only(s)
-        s.state = "cancelled"
+        s.finish("cancelled")
         return s
 
     # -- identification -------------------------------------------------------------------
@@ -185,24 +206,26 @@ class Checkout:
     ) -> Session:
         s = self._session(sid)
         self._open_only(s)
+        enrolled = False
         if phone is not None:
             try:
                 member = normalise(phone)
             except CoreError as e:
                 raise CheckoutError("bad_phone", e.en, e.fa, 400) from e
-            s.member, s.ident = member, "phone"
+            ident = "phone"
             if not self.members.known(member) and self.enroll_new_phones:
                 self._enroll(member)
-                s.enrolled = True
+                enrolled = True
         elif card is not None:
             uid = card.strip()
             if uid.upper().startswith("LC1:"):
                 uid = uid[4:]  # the club app's QR membership card
-            if not uid or not is_clean(uid, 64):
+            # the member reference "card:" + uid is at most 64 characters, as the engine wants
+            if not uid or not is_clean(uid, 64 - len("card:")):
                 raise CheckoutError(
                     "bad_card", "unreadable card id", "شناسه کارت نامعتبر است.", 400
                 )
-            s.member, s.ident = self.members.by_card(uid), kind
+            member, ident = self.members.by_card(uid), kind
         else:
             raise CheckoutError(
                 "bad_request",
@@ -210,7 +233,9 @@ class Checkout:
                 "شماره موبایل یا کارت لازم است.",
                 400,
             )
-        self._quote(s)
+        # the session changes only once the quote for this member stands
+        s.quote = self._quote(s.basket, s.options, member)
+        s.member, s.ident, s.enrolled = member, ident, s.enrolled or enrolled
         return s
 
     def _enroll(self, member: str) -> Record:
@@ -238,11 +263,14 @@ class Checkout:
             raise CheckoutError(
                 "bad_request", f"unknown options {sorted(bad)}", "گزینه نامعتبر.", 400
             )
-        s.options.update(options)
-        self._quote(s)
+        merged = {**s.options, **options}
+        s.quote = self._quote(s.basket, merged, s.member)  # a refused option is not kept
+        s.options = merged
         return s
 
-    def _quote(self, s: Session) -> dict[str, Any]:
+    def _quote(
+        self, basket: dict[str, Any], options: dict[str, Any], member: str | None
+    ) -> dict[str, Any]:
         rs = self.rules.current
         if rs is None:
             raise CheckoutError(
@@ -252,22 +280,15 @@ class Checkout:
                 "قوانین باشگاه هنوز دریافت نشده است.",
                 503,
             )
-        now = self.clock.now()
-        t = now.iso()
+        t = parse_timestamp(self.clock.now().iso())  # once: the engine takes it parsed
         member_doc = None
-        if s.member is not None:
-            from edge.core.dates import parse_timestamp  # noqa: PLC0415
-
-            est = self.members.estimate(
-                s.member, parse_timestamp(t)["day"], self.online(), rs.policy
-            )
-            member_doc = est.engine
-        basket = {**s.basket, **s.options}
+        if member is not None:
+            member_doc = self.members.estimate(member, t["day"], self.online(), rs.policy).engine
         try:
-            s.quote = quote(rs, basket, member_doc, t)
+            q: dict[str, Any] = quote(rs, {**basket, **options}, member_doc, t)
         except CoreError as e:
             raise CheckoutError("bad_basket", e.en, e.fa, 400) from e
-        return s.quote
+        return q
 
     # -- paying ---------------------------------------------------------------------------
 
@@ -281,39 +302,26 @@ class Checkout:
         s = self._session(sid)
         self._open_only(s)
         self._capacity()
-        q = self._quote(s)
+        q = s.quote = self._quote(s.basket, s.options, s.member)
+        qjson = json.dumps(q)  # once, for the payment and the sale
         amount = int(q["payable"])
         if amount > 0 and self.bank is None:
             raise CheckoutError(
                 "no_bank", "no bank terminal is configured", "پایانه بانکی تعریف نشده است.", 503
             )
-        pid = self._intent(s, q)
+        pid = self._intent(s, q, qjson)
         _crash("before_charge")
         self._set_state(pid, "charging")
-        if amount > 0:
-            assert self.bank is not None
-            try:
-                res = self.bank.authorize(
-                    amount, on_status=self._status_text, timeout=self.bank_timeout
-                )
-            except DeviceError as e:
-                log.error("bank terminal failed during the payment: %s", e)
-                known = self._resolve_unknown(pid, amount)
-                if known is None:
-                    self._set_state(pid, "unknown")
-                    raise CheckoutError(
-                        "bank_unknown",
-                        f"{e.en}; the payment's result is "
-                        "unknown: check the bank terminal's receipt",
-                        f"{e.fa}؛ نتیجه پرداخت معلوم نیست، رسید پایانه را بررسی کنید.",
-                        502,
-                    ) from e
-                res = known
-        else:
-            res = PaymentResult(True, 0, 0, "Nothing to charge", "پرداختی لازم نیست")
+        try:
+            res = self._charge(pid, amount)
+        except CheckoutError:
+            s.finish("unknown")  # never charged again from this session: ask the terminal
+            raise
+        finally:
+            self._status_text("")
         if not res.approved:
             self._set_state(pid, "declined", res)
-            s.state = "declined"
+            s.finish("declined")
             s.result = {
                 "status": "declined",
                 "en": res.en,
@@ -322,9 +330,16 @@ class Checkout:
             }
             return s.result
         _crash("after_approval")
-        rec = self._commit_sale(pid, s.basket.get("id"), s.member, s.ident or "phone", q, res)
+        try:
+            rec = self._commit_sale(pid, s.basket.get("id"), s.member, s.ident, q, qjson, res)
+        except BaseException:
+            # the money is taken: keep the approval for recover() to record, and never
+            # let this session charge again
+            self._set_state(pid, "approved", res)
+            s.finish("unknown")
+            raise
         _crash("after_commit")
-        s.state = "paid"
+        s.finish("paid")
         s.result = {
             "status": "approved",
             "record": {"seq": rec.seq, "hash": rec.hash.hex()},
@@ -338,16 +353,41 @@ class Checkout:
         self.notify()
         return s.result
 
+    def _charge(self, pid: int, amount: int) -> PaymentResult:
+        """The bank terminal's answer for payment ``pid``; CheckoutError bank_unknown when
+        the terminal failed and its last transaction does not settle what happened."""
+        if amount == 0:
+            return PaymentResult(True, 0, 0, "Nothing to charge", "پرداختی لازم نیست")
+        assert self.bank is not None
+        try:
+            return self.bank.authorize(
+                amount, on_status=self._status_text, timeout=self.bank_timeout
+            )
+        except Exception as e:  # a driver bug after the charge is as unknown as a cut cable
+            log.error("bank terminal failed during the payment: %s", clean(str(e), 200))
+            known = self._resolve_unknown(pid, amount)
+            if known is not None:
+                return known
+            self._set_state(pid, "unknown")
+            en = e.en if isinstance(e, LoyaltyError) else "the bank terminal failed"
+            fa = e.fa if isinstance(e, LoyaltyError) else "پایانه بانکی دچار خطا شد"
+            raise CheckoutError(
+                "bank_unknown",
+                f"{en}; the payment's result is unknown: check the bank terminal's receipt",
+                f"{fa}؛ نتیجه پرداخت معلوم نیست، رسید پایانه را بررسی کنید.",
+                502,
+            ) from e
+
     def _status_text(self, text: str) -> None:
         if self.on_status is not None:
             self.on_status("bank", text)
 
-    def _intent(self, s: Session, q: dict[str, Any]) -> int:
+    def _intent(self, s: Session, q: dict[str, Any], qjson: str) -> int:
         now = int(time.time() * 1000)
         cur = self.conn.execute(
             "INSERT INTO payments (session, basket, member, amount, state, quote, ident, "
             "created_ms, updated_ms) VALUES (?, ?, ?, ?, 'intent', ?, ?, ?, ?)",
-            (s.id, s.basket.get("id"), s.member, q["payable"], json.dumps(q), s.ident, now, now),
+            (s.id, s.basket.get("id"), s.member, q["payable"], qjson, s.ident, now, now),
         )
         return int(cur.lastrowid or 0)
 
@@ -360,40 +400,14 @@ class Checkout:
     def _commit_sale(
         self,
         pid: int,
-        basket_id: Any,
+        basket_id: str | None,
         member: str | None,
-        ident: str,
+        ident: str | None,
         q: dict[str, Any],
+        qjson: str,
         res: PaymentResult,
     ) -> Record:
         now = self.clock.now()
-        delta = None
-        if member is not None:
-            info: dict[str, Any] = {
-                "points_spent": q["points_redeemed"],
-                "wallet_spent": q["wallet_used"],
-            }
-            if q["coupons_used"]:
-                info["coupons"] = q["coupons_used"]
-            years = [a["birthday_year"] for a in q["applied"] if a.get("birthday_year")]
-            if years:
-                info["birthday_year"] = max(years)
-            delta = MemberDelta(
-                member,
-                q["at"][:10],
-                points=q["points_earned"] - q["points_redeemed"],
-                wallet=q["wallet_earned"] - q["wallet_used"],
-                spend=q["payable"],
-                discount=q["promo_discount"],
-                earned=q["points_earned"],
-                visits=1,
-                info=info,
-            )
-        # a phone member is sent as such whatever identified them; a card head office
-        # has not linked to a phone yet is sent as the card (or QR) it is
-        carded = member is not None and member.startswith("card:")
-        how = ("qr" if ident == "qr" else "card") if carded else "phone"
-        ref = member[5:] if member and carded else member
 
         def book(conn: sqlite3.Connection, rec: Record) -> None:
             conn.execute(
@@ -404,24 +418,17 @@ class Checkout:
             conn.execute(
                 "INSERT INTO sales (seq, hash, basket, member, quote, created_ms) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    rec.seq,
-                    rec.hash,
-                    str(basket_id) if basket_id else None,
-                    member,
-                    json.dumps(q),
-                    now.wall_ms,
-                ),
+                (rec.seq, rec.hash, basket_id, member, qjson, now.wall_ms),
             )
 
         return self.outbox.commit(
             "sale",
             R.sale_body(q),
-            member=R.member_field(how, ref) if ref else None,
+            member=member_field(member, ident),
             bank=R.bank_field(res.reference()) if res.amount else None,
             offline=not self.online(),
-            basket=str(basket_id)[:64] if basket_id else None,
-            delta=delta,
+            basket=basket_id,
+            delta=sale_delta(member, q) if member is not None else None,
             charged=True,
             also=book,
         )
@@ -429,8 +436,12 @@ class Checkout:
     # -- recovery ---------------------------------------------------------------------------
 
     def _resolve_unknown(self, pid: int, amount: int) -> PaymentResult | None:
+        """What became of payment ``pid``, from the bank terminal's last transaction; None
+        when that cannot settle it (a person checks the terminal's receipts)."""
         last = getattr(self.bank, "last_result", None)
-        if last is None:
+        if last is None or self._later_payment(pid):
+            # once a later payment reached the terminal, its "last transaction" speaks
+            # for that one, not for this
             return None
         try:
             res: PaymentResult | None = last()
@@ -440,9 +451,9 @@ class Checkout:
         if res is None:
             return None
         used = self.conn.execute(
-            "SELECT 1 FROM payments WHERE state = 'committed' AND "
-            "json_extract(bank, '$.trace') = ? AND id != ?",
-            (res.trace, pid),
+            "SELECT 1 FROM payments WHERE state = 'committed' AND id != ? AND "
+            "json_extract(bank, '$.terminal_id') = ? AND json_extract(bank, '$.trace') = ?",
+            (pid, res.terminal_id, res.trace),
         ).fetchone()
         if used is not None or not res.approved:
             # The terminal's last transaction is one already booked, or it
@@ -460,39 +471,48 @@ class Checkout:
         )
         return None
 
+    def _later_payment(self, pid: int) -> bool:
+        return (
+            self.conn.execute(
+                "SELECT 1 FROM payments WHERE id > ? AND amount > 0 AND "
+                "state NOT IN ('intent', 'cancelled') LIMIT 1",
+                (pid,),
+            ).fetchone()
+            is not None
+        )
+
     def recover(self) -> list[str]:
-        """Resolve payments a crash left open; returns what was done, for the log."""
+        """Resolve payments a crash left open; returns what changed, for the log.  A payment
+        still unknown after asking again is not reported again."""
         done = []
         rows = self.conn.execute(
-            "SELECT id, session, basket, member, amount, quote, ident, state "
-            "FROM payments WHERE state IN ('intent', 'charging', 'unknown') "
-            "ORDER BY id"
+            "SELECT id, basket, member, amount, quote, ident, state, bank FROM payments "
+            "WHERE state IN ('intent', 'charging', 'unknown', 'approved') ORDER BY id"
         ).fetchall()
-        for pid, _sid, basket, member, amount, qjson, ident, state in rows:
-            q = json.loads(qjson)
+        for pid, basket, member, amount, qjson, ident, state, bank in rows:
             if state == "intent":  # the bank was never asked
                 self._set_state(pid, "cancelled")
                 done.append(f"payment {pid} of {amount} Rials never reached the bank: closed")
                 continue
-            res = (
-                PaymentResult(True, 0, 0, "", "")
-                if amount == 0
-                else self._resolve_unknown(pid, amount)
-                if self.bank
-                else None
-            )
+            if state == "approved":  # approved, then the sale's commit failed
+                res: PaymentResult | None = _approved(json.loads(bank))
+            elif amount == 0:
+                res = PaymentResult(True, 0, 0, "", "")
+            else:
+                res = self._resolve_unknown(pid, amount) if self.bank else None
             if res is None:
-                self._set_state(pid, "unknown")
-                done.append(f"payment {pid} of {amount} Rials: result unknown (ask the bank)")
+                if state != "unknown":
+                    self._set_state(pid, "unknown")
+                    done.append(f"payment {pid} of {amount} Rials: result unknown (ask the bank)")
             elif res.approved:
-                rec = self._commit_sale(pid, basket, member, ident or "phone", q, res)
+                rec = self._commit_sale(pid, basket, member, ident, json.loads(qjson), qjson, res)
                 done.append(
                     f"payment {pid} of {amount} Rials was approved: recorded as record {rec.seq}"
                 )
             else:
                 self._set_state(pid, "declined", res)
                 done.append(f"payment {pid} of {amount} Rials was not paid: closed")
-        if rows:
+        if done:
             self.notify()
         return done
 
@@ -532,13 +552,10 @@ class Checkout:
         def book(conn: sqlite3.Connection, _rec: Record) -> None:
             conn.execute("UPDATE sales SET refunded = ? WHERE seq = ?", (json.dumps(done), seq))
 
-        m = q.get("member") or {}
-        ref = m.get("ref")
-        how = "card" if ref and ref.startswith("card:") else "phone"
         rec = self.outbox.commit(
             kind,
             R.refund_body(r, self.ident.device, seq, bytes(h)),
-            member=R.member_field(how, ref[5:] if how == "card" else ref) if ref else None,
+            member=member_field((q.get("member") or {}).get("ref"), None),
             offline=not self.online(),
             delta=delta,
             charged=True,
@@ -551,3 +568,51 @@ class Checkout:
             "refund": r,
             "receipt": receipt.refund(r, self.ident.store, rec.seq, seq),
         }
+
+
+def member_field(member: str | None, ident: str | None) -> dict[int, str] | None:
+    """The record's member field.  A phone member is sent as such whatever identified them;
+    a card head office has not linked to a phone yet is sent as the card (or QR) it is."""
+    if member is None:
+        return None
+    if member.startswith("card:"):
+        return R.member_field("qr" if ident == "qr" else "card", member[5:])
+    return R.member_field("phone", member)
+
+
+def sale_delta(member: str, q: dict[str, Any]) -> MemberDelta:
+    """What a sale changes in the terminal's estimate of the member (until head office's
+    snapshot includes it)."""
+    info: dict[str, Any] = {"points_spent": q["points_redeemed"], "wallet_spent": q["wallet_used"]}
+    if q["coupons_used"]:
+        info["coupons"] = q["coupons_used"]
+    years = [a["birthday_year"] for a in q["applied"] if a.get("birthday_year")]
+    if years:
+        info["birthday_year"] = max(years)
+    return MemberDelta(
+        member,
+        q["at"][:10],
+        points=q["points_earned"] - q["points_redeemed"],
+        wallet=q["wallet_earned"] - q["wallet_used"],
+        spend=q["payable"],
+        discount=q["promo_discount"],
+        earned=q["points_earned"],
+        visits=1,
+        info=info,
+    )
+
+
+def _approved(ref: dict[str, Any]) -> PaymentResult:
+    """An approval from the bank reference stored with the payment."""
+    return PaymentResult(
+        True,
+        int(ref["amount"]),
+        0,
+        "",
+        "",
+        terminal_id=str(ref.get("terminal_id", "")),
+        trace=int(ref.get("trace", 0)),
+        receipt=int(ref.get("receipt", 0)),
+        card_type=str(ref.get("card_type", "")),
+        auth_code=str(ref.get("auth_code", "")),
+    )

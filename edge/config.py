@@ -51,9 +51,6 @@ class Config:
     def db_path(self) -> Path:
         return self.data_dir / "edge.db"
 
-    def devices_of(self, kind: str) -> list[DeviceConfig]:
-        return [d for d in self.devices.values() if d.kind == kind]
-
 
 _SECTIONS = {
     "device": {"tenant", "store", "id", "key", "data_dir", "utc_offset_minutes"},
@@ -124,8 +121,8 @@ def _head_office(ho: dict[str, Any], base: Path) -> tuple[BrokerConfig | None, P
             "head_office.rules_public_key",
             f"{rules_key} does not exist: the terminal must pin head office's rules key",
         )
-    rules_file = ho.get("rules_bundle")
-    return broker, rules_key, _path(base, rules_file) if isinstance(rules_file, str) else None
+    rules_file = _get(ho, "head_office", "rules_bundle", str, None)
+    return broker, rules_key, _path(base, rules_file) if rules_file is not None else None
 
 
 def _devices(raw: dict[str, Any]) -> dict[str, DeviceConfig]:
@@ -184,8 +181,9 @@ def load(path: str | Path) -> Config:
     broker, rules_key, rules_path = _head_office(raw.get("head_office", {}), base)
     api = raw.get("pos_api", {})
     listen = _get(api, "pos_api", "listen", str, "127.0.0.1:8765")
-    if not (listen.startswith("unix:") or listen.rpartition(":")[2].isdigit()):
-        raise ConfigError("pos_api.listen", "use HOST:PORT or unix:/path/to.sock")
+    port = listen.rpartition(":")[2]
+    if not (listen.startswith("unix:") or (port.isdigit() and int(port) <= 65535)):
+        raise ConfigError("pos_api.listen", "use HOST:PORT (port 0..65535) or unix:/path/to.sock")
     ob = raw.get("outbox", {})
     max_mb = _get(ob, "outbox", "max_mb", int, 256)
     if not 1 <= max_mb <= 1_000_000:
@@ -194,6 +192,9 @@ def load(path: str | Path) -> Config:
     if not all(type(a) is int and 1 <= a <= 100 for a in alarm):
         raise ConfigError("outbox.alarm_pct", "must be percentages 1..100")
     co = raw.get("checkout", {})
+    bank_timeout = _get(co, "checkout", "bank_timeout_s", int, 120)
+    if not 1 <= bank_timeout <= 600:
+        raise ConfigError("checkout.bank_timeout_s", "must be 1..600 seconds")
     return Config(
         path,
         tenant,
@@ -209,7 +210,7 @@ def load(path: str | Path) -> Config:
         _get(api, "pos_api", "token", str, None),
         max_mb * 1024 * 1024,
         tuple(alarm),
-        float(_get(co, "checkout", "bank_timeout_s", int, 120)),
+        float(bank_timeout),
         _get(co, "checkout", "enroll_new_phones", bool, True),
         _devices(raw.get("devices", {})),
     )

@@ -28,6 +28,8 @@ from typing import Any
 
 from edge.agent import Agent, error_view
 from edge.checkout import CheckoutError
+from edge.errors import LoyaltyError
+from edge.sanitize import clean
 
 log = logging.getLogger("edge.posapi")
 MAX_BODY = 1024 * 1024
@@ -39,6 +41,7 @@ class Handler(BaseHTTPRequestHandler):
     agent: Agent
     token: str | None = None
     server_version = "loyalty-edge"
+    timeout = 30  # a client that stops sending mid-request does not hold a thread for ever
 
     def log_message(self, fmt: str, *args: Any) -> None:
         log.debug("%s %s", self.client_address, fmt % args)
@@ -52,7 +55,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> dict[str, Any]:
-        n = int(self.headers.get("Content-Length") or 0)
+        length = (self.headers.get("Content-Length") or "0").strip()
+        if not length.isdigit():
+            raise CheckoutError(
+                "bad_request", "Content-Length must be a number", "طول درخواست نامعتبر است.", 400
+            )
+        n = int(length)
         if n > MAX_BODY:
             raise CheckoutError(
                 "too_large",
@@ -64,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
             return {}
         try:
             body = json.loads(self.rfile.read(n))
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
             raise CheckoutError(
                 "bad_json", f"the body is not JSON: {e}", "بدنه درخواست JSON معتبر نیست.", 400
             ) from e
@@ -91,8 +99,10 @@ class Handler(BaseHTTPRequestHandler):
             status, body = self._route(method)
         except Exception as e:
             status, body = error_view(e)
-            if status >= 500:
-                log.exception("POS API %s %s failed", method, self.path)
+            if not isinstance(e, LoyaltyError):  # a bug: the traceback is for the developer
+                log.exception("POS API %s %s failed", method, clean(self.path, 120))
+            elif status >= 500:
+                log.warning("POS API %s %s: %s", method, clean(self.path, 120), e)
         self._send(status, body)
 
     def do_GET(self) -> None:
@@ -141,20 +151,21 @@ class Handler(BaseHTTPRequestHandler):
     def _identify(self, sid: str, body: dict[str, Any]) -> dict[str, Any]:
         a = self.agent
         if "phone" in body:
-            return a.call(a.checkout.identify, sid, phone=str(body["phone"])).view()
+            return a.call(a.checkout.identify, sid, phone=_text(body, "phone")).view()
         if "card" in body:
-            return a.call(
-                a.checkout.identify, sid, card=str(body["card"]), kind=str(body.get("kind", "card"))
-            ).view()
-        wait = float(body.get("wait", 0))
-        if not 0 < wait <= 120:
+            kind = body.get("kind", "card")
+            if kind not in CARD_KINDS:
+                raise _bad(f"kind: one of {', '.join(CARD_KINDS)}", "نوع کارت نامعتبر است.")
+            return a.call(a.checkout.identify, sid, card=_text(body, "card"), kind=kind).view()
+        wait = body.get("wait", 0)
+        if type(wait) not in (int, float) or not 0 < wait <= 120:
             raise CheckoutError(
                 "bad_request",
                 "give phone, card or wait (1..120 s)",
                 "شماره، کارت یا زمان انتظار لازم است.",
                 400,
             )
-        ev = a.wait_ident(wait)
+        ev = a.wait_ident(float(wait), since=a.checkout._session(sid).created)
         if ev is None:
             raise CheckoutError(
                 "timeout",
@@ -169,6 +180,20 @@ class Handler(BaseHTTPRequestHandler):
         return a.call(a.checkout.identify, sid, card=ev["card"], kind=ev["kind"]).view()
 
 
+CARD_KINDS = ("card", "nfc", "rfid", "qr")
+
+
+def _bad(en: str, fa: str) -> CheckoutError:
+    return CheckoutError("bad_request", en, fa, 400)
+
+
+def _text(body: dict[str, Any], name: str) -> str:
+    v = body[name]
+    if not isinstance(v, str) or len(v) > 256:
+        raise _bad(f"{name}: a text of at most 256 characters", "مقدار ورودی نامعتبر است.")
+    return v
+
+
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
@@ -180,7 +205,8 @@ def serve(
     server: socketserver.BaseServer
     if listen.startswith("unix:"):
         sock = Path(listen[5:])
-        sock.unlink(missing_ok=True)
+        if sock.is_socket():  # a stale socket of an earlier run; never any other file
+            sock.unlink()
         server = _UnixServer(str(sock), handler)
         sock.chmod(0o660)
         where = listen

@@ -99,9 +99,19 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace('id = "pos-1"', 'id = "pos 1"'))
     with pytest.raises(ConfigError, match=r"device\.id"):
         load(cfg)
-    cfg.write_text(cfg.read_text().replace("[checkout]", "[checkout]\nspeed = 3"))
-    with pytest.raises(ConfigError):
-        load(cfg)
+    good = Store(tmp_path, device="pos-2").write_config()  # valid as it is
+    load(good)
+    text = good.read_text()
+    for change, setting in [
+        (("[checkout]", "[checkout]\nspeed = 3"), r"checkout\.speed"),
+        (("bank_timeout_s = 10", "bank_timeout_s = -5"), r"checkout\.bank_timeout_s"),
+        (('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:99999"'), r"pos_api\.listen"),
+        (('rules_bundle = "rules.bundle"', "rules_bundle = 5"), r"head_office\.rules_bundle"),
+    ]:
+        assert change[0] in text
+        good.write_text(text.replace(*change))
+        with pytest.raises(ConfigError, match=setting):
+            load(good)
     r = subprocess.run(
         [sys.executable, "-m", "edge", "run", "--config", str(cfg)],
         cwd=ROOT,

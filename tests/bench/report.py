@@ -47,9 +47,10 @@ SECTIONS: dict[str, tuple[str, str]] = {
     ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
-        "`checkout_critical_path`: identify by phone, quote a 12-line basket, write the "
-        "payment intent, sign and durably commit the sale record (the bank terminal left out; "
-        "DESIGN §9 goal p99 <= 10 ms).  `agent_memory`: resident memory (VmRSS) of "
+        "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "
+        "payment intent, the charge by an in-process bank terminal that approves at once, "
+        "sign and durably commit the sale record (DESIGN §9 goal p99 <= 10 ms).  "
+        "`agent_memory`: resident memory (VmRSS) of "
         "`python -m edge run` before and after 10,000 checkouts through the POS API, each "
         "identified and paid through the simulated ZVT terminal on a pseudo-terminal "
         "(goal <= 40 MB).  `agent_startup`: from the command to the POS API answering.",

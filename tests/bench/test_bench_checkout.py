@@ -7,17 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.checkout import Checkout
-from edge.clock import Clock
-from edge.core.ruleset import RuleBook
-from edge.drivers.base import PaymentResult
-from edge.ledger_cache.outbox import Identity, Outbox
-from edge.members import Members
-from edge.protocol.record import Sealer
 from tests.bench.conftest import percentile
-from tests.helpers.store import Store, rules_doc
+from tests.helpers.checkout import FakeBank, make_checkout
+from tests.helpers.store import Store
 
 BASKET = {
     "lines": [
@@ -33,22 +26,9 @@ BASKET = {
 
 
 def test_checkout_critical_path(benchmark: Any, tmp_path: Path) -> None:
-    """identify (phone) -> quote -> payment intent -> sign -> durable commit (fsync)."""
-    key = Ed25519PrivateKey.generate()
-    ident = Identity("hypershahr", "s1", "pos-1")
-    outbox = Outbox(tmp_path / "edge.db", ident, Sealer(key, "pos-1"), Clock(210))
-    book = RuleBook(rules_doc())
-    co = Checkout(
-        outbox,
-        Members(outbox.conn, "pos-1"),
-        book,
-        Clock(210),
-        None,
-        online=lambda: True,
-        notify=lambda: None,
-        enroll_new_phones=False,
-    )
-    approved = PaymentResult(True, 0, 0, "ok", "ok", "T1", 1, 1)
+    """open -> identify (phone) -> pay: quote, payment intent, the charge (a bank terminal
+    that approves at once), sign, durable commit (fsync)."""
+    co = make_checkout(tmp_path, FakeBank())
     phones = [f"0912{i:07d}" for i in range(2000)]
     n = [0]
 
@@ -56,11 +36,9 @@ def test_checkout_critical_path(benchmark: Any, tmp_path: Path) -> None:
         s = co.open(BASKET)
         co.identify(s.id, phone=phones[n[0] % len(phones)])
         n[0] += 1
-        q = co._quote(s)
-        pid = co._intent(s, q)
-        rec = co._commit_sale(pid, None, s.member, "phone", q, approved)
+        r = co.pay(s.id)
         del co.sessions[s.id]
-        return rec.seq
+        return int(r["record"]["seq"])
 
     benchmark.pedantic(checkout, rounds=1000, iterations=1, warmup_rounds=20)
     data = benchmark.stats.stats.data

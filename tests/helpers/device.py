@@ -8,12 +8,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from edge.checkout import sale_delta
 from edge.clock import Clock
 from edge.core import record as R
 from edge.core.engine import quote
 from edge.core.refund import refund
 from edge.core.ruleset import compile_rules
-from edge.ledger_cache.outbox import Identity, Limits, MemberDelta, Outbox
+from edge.ledger_cache.outbox import Identity, Limits, Outbox
 from edge.protocol.record import Record, Sealer
 from tests.conftest import RULES_PATH
 
@@ -75,16 +76,7 @@ BANK = {
 def commit_sale(dev: Device, i: int = 0, offline: bool = False) -> Record:
     q = sample_quote(i)
     bank = dict(BANK, amount=q["payable"], trace=1000 + i)
-    delta = MemberDelta(
-        "+989121234567",
-        "2026-03-20",
-        points=q["points_earned"] - q["points_redeemed"],
-        wallet=q["wallet_earned"] - q["wallet_used"],
-        spend=q["payable"],
-        discount=q["promo_discount"],
-        earned=q["points_earned"],
-        visits=1,
-    )
+    delta = sale_delta("+989121234567", q)
     return dev.outbox.commit(
         "sale",
         R.sale_body(q),

@@ -1,0 +1,101 @@
+"""The agent against what goes wrong around it: a POS sending junk, a customer's tap left
+over from the one before, a reader unplugged and plugged back, the status asked while the
+bank terminal holds a payment."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hw_sim.rdm6300 import RDM6300Sim
+from hw_sim.transport import PtyServer
+from hw_sim.zvt import ZVTSim
+from tests.helpers.store import Store
+from tests.helpers.wait import until
+
+BASKET = {"lines": [{"sku": "DAIRY-MILK-1L", "category": "dairy", "qty": 2, "unit_price": 380_000}]}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path, bank_timeout=3)
+    s.rfid = s.add_sim("rfid", "card", "rdm6300", RDM6300Sim(interval=0.03))  # type: ignore[attr-defined]
+    s.bank = s.add_sim("bank", "bank", "zvt", ZVTSim(step=0.002, receipts=False))  # type: ignore[attr-defined]
+    s.start()
+    yield s
+    s.stop()
+
+
+def _raw(store: Store, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    host, port = store.url.split("//", 1)[1].split(":")
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    c.putrequest("POST", path)
+    for k, v in headers.items():
+        c.putheader(k, v)
+    c.endheaders()
+    c.send(body)
+    r = c.getresponse()
+    return r.status, json.loads(r.read())
+
+
+def test_junk_from_the_pos_gets_a_clear_400(store: Store) -> None:
+    code, err = _raw(store, "/v1/baskets", b"{}", {"Content-Length": "abc"})
+    assert code == 400 and err["error"] == "bad_request" and err["fa"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    code, err = _raw(store, "/v1/baskets", deep, {"Content-Length": str(len(deep))})
+    assert code in (400, 413) and err["error"] in ("bad_json", "too_large")
+    _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+    path = f"/v1/sessions/{s['session']}/identify"
+    for body in (
+        {"wait": "abc"},
+        {"wait": [1]},
+        {"card": None},
+        {"card": "04AB", "kind": "x" * 99},
+    ):
+        code, err = store.api("POST", path, body)
+        assert code == 400 and err["error"] == "bad_request", (body, err)
+    assert store.status()["devices"]["rfid"] == "ok"  # and the agent carries on
+
+
+def test_a_tap_from_before_the_basket_does_not_identify_the_next_customer(store: Store) -> None:
+    store.rfid.tap("0F00A1B2C3", 0.2)  # type: ignore[attr-defined]
+    time.sleep(0.6)  # the previous customer's card was read and left
+    _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 0.5})
+    assert code == 408 and v["error"] == "timeout"
+    store.rfid.tap("0F00D4E5F6", 0.3)  # type: ignore[attr-defined]
+    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 5})
+    assert code == 200 and v["member"] == "card:0F00D4E5F6"
+
+
+def test_an_unplugged_reader_comes_back_by_itself(store: Store) -> None:
+    link = store.dir / "tty-rfid"
+    store.sims["rfid"].stop()  # the USB adapter is pulled out
+    assert until(lambda: store.status()["devices"]["rfid"].startswith("error"), 10)
+    sim = RDM6300Sim(interval=0.03)
+    store.sims["rfid"] = PtyServer(sim, link).start()  # ... and plugged back in
+    assert until(lambda: store.status()["devices"]["rfid"] == "ok", 20)
+    _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+    sim.tap("0F00A1B2C3", 0.3)
+    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 5})
+    assert code == 200 and v["member"] == "card:0F00A1B2C3"
+
+
+def test_status_answers_while_the_bank_terminal_holds_a_payment(store: Store) -> None:
+    _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+    store.bank.event("next", outcome="timeout")  # type: ignore[attr-defined]
+    t = threading.Thread(target=store.api, args=("POST", f"/v1/sessions/{s['session']}/pay"))
+    t.start()
+    time.sleep(0.5)
+    st = store.status()
+    answered_during_payment = t.is_alive()  # the bank terminal still holds it (3 s timeout)
+    t.join(30)
+    assert answered_during_payment and st["busy"] is True and st["outbox"]["depth"] == 0
+    assert store.status()["busy"] is False and store.status()["bank_status"] == ""
