@@ -21,18 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from edge.core.dates import format_date
+from edge.ledger_cache import db
 from edge.protocol.snapshots import MemberSnapshot
 
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    member: str
     known: bool  # head office or this terminal has seen the member
-    points: int  # estimated balance
-    wallet: int
-    spendable_points: int
-    spendable_wallet: int
-    engine: dict[str, Any]  # the engine's member input
+    engine: dict[str, Any]  # the engine's member input (points and wallet: what may be spent)
 
 
 class Members:
@@ -124,40 +120,43 @@ class Members:
         if snap.get("birthday"):
             engine["birthday"] = snap["birthday"]
         known = bool(snap) or bool(rows)
-        return Estimate(member, known, points, wallet, sp_points, sp_wallet, engine)
+        return Estimate(known, engine)
 
     # -- snapshots from head office ------------------------------------------------------
 
     def apply(self, snaps: list[MemberSnapshot], now_ms: int) -> int:
         """Store head office's snapshots; drop the local deltas they include."""
+        # one transaction: with synchronous=FULL each statement on its own would be a
+        # commit and an fsync, on the thread that serves the checkout
         n = 0
-        for s in snaps:
-            old = self._snapshot(s.member)
-            if old is not None and int(old.get("version", 0)) >= s.version:
-                continue  # an older or repeated snapshot
-            doc = {
-                "points": s.points,
-                "wallet": s.wallet,
-                "tier": s.tier,
-                "visits": s.visits,
-                "spend": [list(x) for x in s.spend],
-                "birthday": s.birthday,
-                "birthday_claimed": s.birthday_claimed,
-                "version": s.version,
-                "device_seqs": s.device_seqs,
-                "used_coupons": list(s.used_coupons),
-            }
-            self.conn.execute(
-                "INSERT INTO member_snapshot (member, doc, as_of_ms) VALUES "
-                "(?, ?, ?) ON CONFLICT (member) DO UPDATE SET doc = "
-                "excluded.doc, as_of_ms = excluded.as_of_ms",
-                (s.member, json.dumps(doc, sort_keys=True), now_ms),
-            )
-            for card in s.cards:
-                self.link_card(card, s.member)
-            since = s.device_seqs.get(self.device, 0)
-            self.conn.execute(
-                "DELETE FROM member_delta WHERE member = ? AND seq <= ?", (s.member, since)
-            )
-            n += 1
+        with db.transaction(self.conn):
+            for s in snaps:
+                old = self._snapshot(s.member)
+                if old is not None and int(old.get("version", 0)) >= s.version:
+                    continue  # an older or repeated snapshot
+                doc = {
+                    "points": s.points,
+                    "wallet": s.wallet,
+                    "tier": s.tier,
+                    "visits": s.visits,
+                    "spend": [list(x) for x in s.spend],
+                    "birthday": s.birthday,
+                    "birthday_claimed": s.birthday_claimed,
+                    "version": s.version,
+                    "device_seqs": s.device_seqs,
+                    "used_coupons": list(s.used_coupons),
+                }
+                self.conn.execute(
+                    "INSERT INTO member_snapshot (member, doc, as_of_ms) VALUES "
+                    "(?, ?, ?) ON CONFLICT (member) DO UPDATE SET doc = "
+                    "excluded.doc, as_of_ms = excluded.as_of_ms",
+                    (s.member, json.dumps(doc, sort_keys=True), now_ms),
+                )
+                for card in s.cards:
+                    self.link_card(card, s.member)
+                since = s.device_seqs.get(self.device, 0)
+                self.conn.execute(
+                    "DELETE FROM member_delta WHERE member = ? AND seq <= ?", (s.member, since)
+                )
+                n += 1
         return n

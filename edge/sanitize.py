@@ -9,31 +9,15 @@ from __future__ import annotations
 
 import unicodedata
 
-_BIDI_CONTROLS = {
-    "\u202a",
-    "\u202b",
-    "\u202c",
-    "\u202d",
-    "\u202e",
-    "\u2066",
-    "\u2067",
-    "\u2068",
-    "\u2069",
-}
+# Cc controls (ANSI escapes), Cs/Co/Cn surrogates, private use, unassigned, and Cf
+# format characters: the bidi overrides and isolates (U+202A..202E, U+2066..2069) are Cf
+_DROP = frozenset(("Cc", "Cs", "Co", "Cn", "Cf"))
+_ZWNJ = "\u200c"  # Cf, but Persian words need it
 
 
 def clean(value: object, maxlen: int = 80) -> str:
     text = value if isinstance(value, str) else repr(value)
-    out = []
-    for ch in text:
-        if ch in _BIDI_CONTROLS:
-            continue
-        cat = unicodedata.category(ch)
-        if cat in ("Cc", "Cs", "Co", "Cn") and ch not in " ":
-            continue
-        if ch == "\u200c" or cat != "Cf":  # keep ZWNJ, which Persian words need
-            out.append(ch)
-    s = "".join(out)
+    s = "".join(ch for ch in text if ch == _ZWNJ or unicodedata.category(ch) not in _DROP)
     return s if len(s) <= maxlen else s[: maxlen - 1] + "…"
 
 

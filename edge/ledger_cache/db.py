@@ -9,6 +9,8 @@ transaction and a database newer than this code is refused.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from edge.errors import StorageError
@@ -112,6 +114,24 @@ def connect(path: Path | str, *, migrate: bool = True) -> sqlite3.Connection:
     return conn
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; on any error ``ROLLBACK`` and re-raise.
+
+    On some errors (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM) SQLite has already rolled
+    the transaction back itself; a second ROLLBACK would fail with "no transaction is
+    active" and hide the real error, so it is issued only if a transaction is open.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
@@ -120,17 +140,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
             f"({len(MIGRATIONS)}); refusing to touch it"
         )
     for v in range(version, len(MIGRATIONS)):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             # re-check under the write lock: another process may have migrated meanwhile
             if conn.execute("PRAGMA user_version").fetchone()[0] != v:
-                conn.execute("ROLLBACK")
                 continue
             for stmt in MIGRATIONS[v].split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version={v + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise

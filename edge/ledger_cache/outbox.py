@@ -188,8 +188,7 @@ class Outbox:
         was already taken, so the outbox limits do not apply.  ``also`` runs inside the
         same transaction with the new record (the checkout's own bookkeeping)."""
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction(conn):
             seq, last_hash, used = conn.execute(
                 "SELECT next_seq, last_hash, outbox_bytes FROM device"
             ).fetchone()
@@ -242,10 +241,6 @@ class Outbox:
                 )
             if also is not None:
                 also(conn, rec)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         self._note_level(used + len(rec.raw))
         return rec
 
@@ -255,14 +250,15 @@ class Outbox:
         row = self._conn.execute(
             "SELECT next_seq, applied_through, last_ack_ms, outbox_rows, outbox_bytes FROM device"
         ).fetchone()
-        oldest = self._conn.execute("SELECT MIN(created_ms) FROM outbox").fetchone()[0]
+        # the oldest row is the lowest seq: a primary-key lookup, not a scan of the table
+        first = self._conn.execute("SELECT created_ms FROM outbox ORDER BY seq LIMIT 1").fetchone()
         return {
             "last_seq": row[0] - 1,
             "applied_through": row[1],
             "last_ack_ms": row[2],
             "depth": row[3],
             "bytes": row[4],
-            "oldest_ms": oldest,
+            "oldest_ms": first[0] if first else None,
             "fill_pct": row[4] * 100 // self.limits.max_bytes,
             "alarm_pct": self._level,
         }
@@ -271,14 +267,6 @@ class Outbox:
     def conn(self) -> sqlite3.Connection:
         """The writer's connection (the agent's own tables live in the same file)."""
         return self._conn
-
-    def member_deltas(self, member: str) -> list[sqlite3.Row]:
-        cur = self._conn.execute(
-            "SELECT seq, day, points, wallet, spend, discount, earned, visits, info "
-            "FROM member_delta WHERE member = ? ORDER BY seq",
-            (member,),
-        )
-        return list(cur.fetchall())
 
 
 class OutboxView:
@@ -322,8 +310,7 @@ class OutboxView:
         talking about another device's history.
         """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with db.transaction(conn):
             last, done = conn.execute("SELECT next_seq - 1, applied_through FROM device").fetchone()
             if applied_through > last:
                 raise StorageError(
@@ -332,7 +319,6 @@ class OutboxView:
                 )
             if applied_through <= done:
                 conn.execute("UPDATE device SET last_ack_ms = ?", (now_ms,))
-                conn.execute("COMMIT")
                 return 0
             if ack_hash is not None:
                 row = conn.execute(
@@ -353,8 +339,4 @@ class OutboxView:
                 "outbox_bytes = outbox_bytes - ?",
                 (applied_through, ack_hash, now_ms, n, size),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return int(n)

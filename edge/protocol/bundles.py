@@ -14,14 +14,12 @@ Otherwise the bundle is refused with the reason and the rules in force stay in f
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.core.errors import RuleError
-from edge.core.ruleset import RuleBook, RuleSet, compile_rules
+from edge.core.ruleset import RuleSet, compile_rules
 from edge.errors import DecodeError, SignatureError
 from edge.protocol import cbor, cose
 
@@ -51,16 +49,3 @@ def open_bundle(raw: bytes, pinned: Ed25519PublicKey, tenant: str | None = None)
     if tenant is not None and rs.tenant != tenant:
         raise RuleError("bundle", f"rules for tenant {rs.tenant}, this terminal is {tenant}")
     return rs
-
-
-def install(
-    book: RuleBook, raw: bytes, pinned: Ed25519PublicKey, tenant: str | None = None
-) -> RuleSet:
-    """open_bundle then put it in force (only if newer); the book is unchanged on error."""
-    rs = open_bundle(raw, pinned, tenant)
-    return book.replace(rs.doc)
-
-
-def load_json(path: str | Path) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(Path(path).read_text("utf-8"))
-    return doc

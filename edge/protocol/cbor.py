@@ -1,9 +1,12 @@
 """Deterministic CBOR (RFC 8949 §4.2.1) out, strictly checked CBOR in.
 
 Encoding is cbor2's canonical mode restricted to what records contain: integers, byte
-and text strings, arrays, maps with small integer (or short text) keys, booleans, null
-and tag 18.  For such keys cbor2's canonical key order and §4.2.1's bytewise order agree.
-Floats are refused: there are none in money or points.
+and text strings, arrays, maps with text keys or small integer keys (-24 <= k < 24, each
+encoded in one byte), booleans, null and tag 18.  For such keys cbor2's canonical key
+order (length first) and §4.2.1's bytewise order agree; a larger integer key would let
+them differ (24 encodes as ``18 18``, before -1's ``20`` bytewise but after it by
+length), so it is refused both ways.  Floats are refused: there are none in money or
+points.
 
 Decoding must refuse what a lenient decoder would let through.  The fast path decodes
 with cbor2 (C), checks the types, and re-encodes canonically: if the bytes are exactly
@@ -18,7 +21,7 @@ Each refusal is a :class:`~edge.errors.DecodeError` with a ``code``:
     non_minimal      an integer or length not in its shortest form
     unsorted_keys    map keys not in bytewise order of their encodings
     duplicate_key    the same key twice in a map
-    bad_key          a map key that is not an integer or text
+    bad_key          a map key that is not text or an integer in -24..23
     unknown_tag      a tag other than the ones allowed here
     too_deep         nesting deeper than ``max_depth``
     float            a floating-point number
@@ -37,6 +40,16 @@ from edge.errors import DecodeError
 
 MAX_SIZE = 64 * 1024
 MAX_DEPTH = 16
+
+
+def _bad_key(k: Any) -> DecodeError | None:
+    """The refusal for map key ``k``, or None when it is allowed."""
+    t = type(k)
+    if t is str or (t is int and -24 <= k < 24):
+        return None
+    if t is int:
+        return DecodeError("bad_key", f"map key {k} is outside -24..23 (one-byte integers)")
+    return DecodeError("bad_key", f"map key {k!r} is not an integer or text")
 
 
 def _check(
@@ -59,8 +72,9 @@ def _check(
             _check(x, depth + 1, tags, max_depth)
     elif t is dict:
         for k, v in obj.items():
-            if type(k) is not int and type(k) is not str:
-                raise DecodeError("bad_key", f"map key {k!r} is not an integer or text")
+            err = _bad_key(k)
+            if err is not None:
+                raise err
             _check(v, depth + 1, tags, max_depth)
     elif t is cbor2.CBORTag:
         if tags is not None and obj.tag not in tags:
@@ -164,8 +178,9 @@ class _Decoder:
                 start = self.pos
                 k = self.item(depth + 1)
                 raw = self.data[start : self.pos]
-                if type(k) is not int and type(k) is not str:
-                    raise DecodeError("bad_key", f"map key {k!r} is not an integer or text")
+                err = _bad_key(k)
+                if err is not None:
+                    raise err
                 if i and raw <= prev:
                     if raw == prev:
                         raise DecodeError("duplicate_key", f"key {k!r} appears twice")

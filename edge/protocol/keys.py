@@ -11,6 +11,7 @@ import os
 import stat
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -43,18 +44,29 @@ def write_private(path: Path, key: PrivateKeyTypes) -> None:
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
+    """The Ed25519 key at ``path``; ConfigError naming the path and why otherwise."""
     try:
         st = path.stat()
     except FileNotFoundError:
         raise ConfigError(str(path), "no private key here (run firmware_tools init)") from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read the private key: {e.strerror or e}") from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(
             str(path),
             f"private key is readable by others (mode {stat.S_IMODE(st.st_mode):o}); chmod 600 it",
         )
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except ValueError as e:
+        pem = path.read_bytes()  # a directory, or a file this user may not read
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot read the private key: {e.strerror or e}") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except TypeError:  # cryptography: "Password was not given but private key is encrypted"
+        raise ConfigError(
+            str(path), "the private key is encrypted; the terminal needs an unencrypted key"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm) as e:
         raise ConfigError(str(path), f"not a PEM private key: {e}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise ConfigError(str(path), "not an Ed25519 private key")

@@ -64,6 +64,21 @@ def _int(v: Any, what: str) -> int:
     return v
 
 
+def _texts(v: Any, what: str) -> tuple[str, ...]:
+    if type(v) is not list or any(type(x) is not str for x in v):
+        raise DecodeError("bad_message", f"snapshot {what} must be a list of text")
+    return tuple(v)
+
+
+def _pairs(v: Any, what: str) -> tuple[tuple[int, int], ...]:
+    if type(v) is not list or any(
+        type(x) is not list or len(x) != 2 or type(x[0]) is not int or type(x[1]) is not int
+        for x in v
+    ):
+        raise DecodeError("bad_message", f"snapshot {what} must be a list of [int, int]")
+    return tuple((x[0], x[1]) for x in v)
+
+
 def decode(data: bytes) -> tuple[list[MemberSnapshot], int]:
     m = cbor.decode(data, max_size=MAX_SNAPSHOT_MESSAGE)
     if type(m) is not dict or type(m.get(0)) is not list:
@@ -72,10 +87,9 @@ def decode(data: bytes) -> tuple[list[MemberSnapshot], int]:
     for s in m[0]:
         if type(s) is not dict or type(s.get(0)) is not str or type(s.get(3)) is not str:
             raise DecodeError("bad_message", "a member snapshot needs member and tier")
-        spend = s.get(5, [])
         seqs = s.get(9, {})
-        if type(spend) is not list or type(seqs) is not dict:
-            raise DecodeError("bad_message", "bad spend or device seqs in a snapshot")
+        if type(seqs) is not dict or any(type(k) is not str for k in seqs):
+            raise DecodeError("bad_message", "snapshot device seqs must map device ids to seqs")
         out.append(
             MemberSnapshot(
                 s[0],
@@ -83,13 +97,13 @@ def decode(data: bytes) -> tuple[list[MemberSnapshot], int]:
                 _int(s.get(2), "wallet"),
                 s[3],
                 _int(s.get(4), "visits"),
-                tuple((_int(d[0], "day"), _int(d[1], "spend")) for d in spend),
+                _pairs(s.get(5, []), "spend"),
                 s.get(6) if type(s.get(6)) is str else None,
                 _int(s.get(7, 0), "birthday year"),
                 _int(s.get(8), "version"),
-                {str(k): _int(v, "seq") for k, v in seqs.items()},
-                tuple(str(c) for c in s.get(10, [])),
-                tuple(str(c) for c in s.get(11, [])),
+                {k: _int(v, "seq") for k, v in seqs.items()},
+                _texts(s.get(10, []), "cards"),
+                _texts(s.get(11, []), "used coupons"),
             )
         )
     return out, _int(m.get(1, 0), "time")

@@ -123,26 +123,38 @@ class Uplink(threading.Thread):
     # -- the thread ---------------------------------------------------------------------
 
     def run(self) -> None:
-        self._view = OutboxView(self._db_path)
         try:
-            _, self._applied = self._view.counters()
-            self._set(applied_through=self._applied)
             while not self._stop_evt.is_set():
-                if not self._connected:
-                    self._try_connect()
-                    if not self._connected:
-                        wait = self._backoff.next_try - time.monotonic()
-                        self._io(None, min(max(wait, 0.0), 0.2))
-                        continue
-                self._apply_ack()
-                self._pump()
-                busy = bool(self._resend) or (self._more and len(self._inflight) < self.cfg.window)
-                self._io(self._client, 0.0 if busy else self.cfg.poll_interval)
+                try:
+                    self._step()
+                except Exception as e:  # the uplink thread must never end
+                    # a bug or an unforeseen failure: log it, treat it as a lost connection
+                    # and try again after the back-off, rather than stop shipping records
+                    log.exception("uplink: unexpected error")
+                    self._lost(f"internal: {e}")
+                    self._stop_evt.wait(max(self._backoff.next_try - time.monotonic(), 0.0))
         finally:
             self._shutdown()
-            self._view.close()
+            if self._view is not None:
+                self._view.close()
             self._wake_r.close()
             self._wake_w.close()
+
+    def _step(self) -> None:
+        if self._view is None:
+            self._view = OutboxView(self._db_path)
+            _, self._applied = self._view.counters()
+            self._set(applied_through=self._applied)
+        if not self._connected:
+            self._try_connect()
+            if not self._connected:
+                wait = self._backoff.next_try - time.monotonic()
+                self._io(None, min(max(wait, 0.0), 0.2))
+                return
+        self._apply_ack()
+        self._pump()
+        busy = bool(self._resend) or (self._more and len(self._inflight) < self.cfg.window)
+        self._io(self._client, 0.0 if busy else self.cfg.poll_interval)
 
     def _io(self, c: mqtt.Client | None, timeout: float) -> None:
         """Wait for the MQTT socket or a wake-up, then let paho read, write, keep alive."""
@@ -182,9 +194,18 @@ class Uplink(threading.Thread):
         if self._client is not None:
             self._drop_client()
         will = messages.encode_status("offline", "lost")
-        c = new_client(
-            self.cfg.broker, self.identity.device, will_topic=self._status_topic, will_payload=will
-        )
+        try:
+            # tls_set loads the CA, certificate and key here: a missing, unreadable or
+            # corrupt file is an OSError (ssl.SSLError is one) like a refused connection
+            c = new_client(
+                self.cfg.broker,
+                self.identity.device,
+                will_topic=self._status_topic,
+                will_payload=will,
+            )
+        except OSError as e:
+            self._connect_failed(f"cannot load the TLS files ({self._tls_files()}): {e}")
+            return
         # our window == paho's in-flight limit, so paho never queues in memory
         c.max_inflight_messages_set(self.cfg.window)
         c.on_connect = self._on_connect
@@ -196,9 +217,7 @@ class Uplink(threading.Thread):
         try:
             connect(c, self.cfg.broker)
         except OSError as e:
-            self._set(last_error=str(e))
-            self._backoff.failed(str(e))
-            self._drop_client()
+            self._connect_failed(str(e))
             return
         # CONNACK arrives through loop(); give it a moment without blocking stop()
         deadline = time.monotonic() + self.cfg.connect_timeout
@@ -210,6 +229,16 @@ class Uplink(threading.Thread):
         if not self._connected:
             self._backoff.failed("no CONNACK from the broker")
             self._drop_client()
+
+    def _connect_failed(self, reason: str) -> None:
+        self._set(last_error=reason)
+        self._backoff.failed(reason)
+        self._drop_client()
+
+    def _tls_files(self) -> str:
+        b = self.cfg.broker
+        named = (("CA", b.ca_file), ("certificate", b.cert_file), ("key", b.key_file))
+        return ", ".join(f"{what} {path}" for what, path in named if path) or "system CAs"
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(BlockingIOError):

@@ -34,6 +34,10 @@ from edge.protocol import cbor
         ("a2010001 00".replace(" ", ""), "duplicate_key"),
         ("a1 4161 00".replace(" ", ""), "bad_key"),  # byte-string key
         ("a1 80 00".replace(" ", ""), "bad_key"),
+        ("a1 1818 00".replace(" ", ""), "bad_key"),  # key 24: two bytes
+        ("a1 3818 00".replace(" ", ""), "bad_key"),  # key -25
+        ("a2 1818 00 20 00".replace(" ", ""), "bad_key"),  # {24, -1}: bytewise order
+        ("a2 20 00 1818 00".replace(" ", ""), "bad_key"),  # {-1, 24}: cbor2's order
         ("c100", "unknown_tag"),
         ("d8 18 4100".replace(" ", ""), "unknown_tag"),  # tag 24
         ("f93c00", "float"),
@@ -95,6 +99,21 @@ def test_encoder_refuses_floats_and_odd_types() -> None:
         cbor.encode({0: {1, 2}})
     with pytest.raises(DecodeError):
         cbor.encode({(1, 2): 0})
+
+
+def test_integer_keys_are_one_byte() -> None:
+    # beyond -24..23 cbor2's canonical (length-first) order and RFC 8949's bytewise
+    # order differ: cbor2 puts -1 (20) before 24 (18 18), bytewise puts 24 first
+    for k in (24, -25, 1000):
+        with pytest.raises(DecodeError) as info:
+            cbor.encode({k: 0})
+        assert info.value.code == "bad_key"
+        with pytest.raises(DecodeError):
+            cbor.encode([{0: {k: 0}}])
+    edge = {-24: 0, -1: 1, 0: 2, 23: 3, "": 4, "a": 5}
+    data = cbor.encode(edge)
+    assert data == bytes.fromhex("a6 0002 1703 2001 3700 6004 616105".replace(" ", ""))
+    assert cbor.decode(data) == edge
 
 
 def _valid_samples() -> list[bytes]:

@@ -43,18 +43,32 @@ def _assert_all_arrived(acker: Acker, dev: Device, n: int) -> None:
     assert _wait(lambda: dev.outbox.status()["depth"] == 0, 10), dev.outbox.status()
 
 
-def test_backlog_arrives_and_outbox_drains(tmp_path: Path, broker: LocalMosquitto) -> None:
+def _deliver_backlog(
+    tmp_path: Path,
+    broker: LocalMosquitto,
+    n: int,
+    uplink: dict[str, Any] | None = None,
+    **acker: Any,
+) -> tuple[Device, Acker, dict[str, Any]]:
+    """Commit ``n`` sales, start head office's stand-in (``acker`` options) and an uplink
+    (``uplink`` options), and check every record arrives; returns the device, the acker
+    and the uplink's status as it was when they had."""
     dev = make_device(tmp_path)
-    for i in range(300):
+    for i in range(n):
         commit_sale(dev, i)
-    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
-    up = _uplink(dev, broker)
+    ack = Acker(broker.url, {dev.id: dev.key.public_key()}, **acker).start()
+    up = _uplink(dev, broker, **(uplink or {}))
     try:
-        _assert_all_arrived(acker, dev, 300)
-        assert up.status()["connected"] and up.status()["applied_through"] == 300
+        _assert_all_arrived(ack, dev, n)
+        return dev, ack, up.status()
     finally:
         up.stop()
-        acker.stop()
+        ack.stop()
+
+
+def test_backlog_arrives_and_outbox_drains(tmp_path: Path, broker: LocalMosquitto) -> None:
+    _, _, st = _deliver_backlog(tmp_path, broker, 300)
+    assert st["connected"] and st["applied_through"] == 300
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
@@ -115,41 +129,27 @@ def test_offline_for_a_stretch_then_catch_up(tmp_path: Path, broker: LocalMosqui
 
 
 def test_gap_requests_are_answered(tmp_path: Path, broker: LocalMosquitto) -> None:
-    dev = make_device(tmp_path)
-    for i in range(100):
-        commit_sale(dev, i)
     # head office "loses" the first delivery of every 7th record and asks for the gap
-    acker = Acker(
-        broker.url,
-        {dev.id: dev.key.public_key()},
+    _, _, st = _deliver_backlog(
+        tmp_path,
+        broker,
+        100,
+        {"resend_after": 60.0},
         drop=lambda _d, seq, nth: seq % 7 == 0 and nth == 1,
-    ).start()
-    up = _uplink(dev, broker, resend_after=60.0)
-    try:
-        _assert_all_arrived(acker, dev, 100)
-        assert up.status()["resent"] > 0
-    finally:
-        up.stop()
-        acker.stop()
+    )
+    assert st["resent"] > 0
 
 
 def test_silence_from_head_office_means_resend(tmp_path: Path, broker: LocalMosquitto) -> None:
-    dev = make_device(tmp_path)
-    for i in range(20):
-        commit_sale(dev, i)
-    acker = Acker(
-        broker.url,
-        {dev.id: dev.key.public_key()},
+    dev, acker, _ = _deliver_backlog(
+        tmp_path,
+        broker,
+        20,
+        {"resend_after": 1.0},
         ask_gaps=False,
         drop=lambda _d, seq, nth: seq == 5 and nth == 1,
-    ).start()
-    up = _uplink(dev, broker, resend_after=1.0)
-    try:
-        _assert_all_arrived(acker, dev, 20)
-        assert acker.devices[dev.id].deliveries > 20
-    finally:
-        up.stop()
-        acker.stop()
+    )
+    assert acker.devices[dev.id].deliveries > 20
 
 
 def test_malformed_or_foreign_acks_change_nothing(
@@ -179,6 +179,58 @@ def test_malformed_or_foreign_acks_change_nothing(
     finally:
         pub.loop_stop()
         up.stop()
+
+
+def test_a_corrupt_ca_file_is_reported_and_the_uplink_keeps_trying(tmp_path: Path) -> None:
+    dev = make_device(tmp_path)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
+    broker = BrokerConfig.from_url("mqtts://127.0.0.1:1", ca_file=str(ca))
+    up = Uplink(UplinkConfig(broker), dev.db, dev.identity)
+    up.start()
+    try:
+        assert _wait(lambda: up.status()["last_error"] is not None, 10)
+        err = up.status()["last_error"]
+        assert "TLS" in err and str(ca) in err, err
+        time.sleep(1.0)  # a few back-off rounds later it is still there, still trying
+        assert up.is_alive() and not up.status()["connected"]
+    finally:
+        up.stop()
+    assert not up.is_alive()
+
+
+def test_an_unexpected_error_does_not_end_the_uplink(
+    tmp_path: Path,
+    broker: LocalMosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import edge.protocol.uplink as uplink_mod
+
+    real = uplink_mod.new_client
+    calls = [0]
+
+    def flaky(*a: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        if calls[0] <= 2:  # a bug, say: not an OSError
+            raise KeyError("surprise")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(uplink_mod, "new_client", flaky)
+    caplog.set_level(logging.ERROR, "edge.uplink")
+    dev = make_device(tmp_path)
+    for i in range(5):
+        commit_sale(dev, i)
+    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+    up = _uplink(dev, broker)
+    try:
+        assert _wait(lambda: calls[0] >= 1, 5)
+        _assert_all_arrived(acker, dev, 5)  # it recovered after the back-off
+        assert calls[0] >= 3
+        assert any(r.exc_info and "unexpected" in r.message for r in caplog.records)
+    finally:
+        up.stop()
+        acker.stop()
 
 
 UPLINK_SCRIPT = """

@@ -83,26 +83,17 @@ def _mp_request(i: int) -> dict[str, Any]:
     }
     if i == 0:
         return base | {"kind": "heartbeat", "body": {"extra": {"0": 0, "1": 0}}}
-    bank = {
-        "terminal_id": "52001234",
-        "trace": 1771,
-        "receipt": 88,
-        "amount": 900_000,
-        "card_type": "Shetab",
-        "auth_code": "A1B2C3",
-        "result": "00",
-    }
     if i == 1:
         return base | {
             "kind": "sale",
             "body": {"sale": inputs.SALE_QUOTE},
-            "bank": bank,
-            "member": ["phone", "+989121234567"],
-            "basket": "POS-7781",
+            "bank": inputs.BANK_INFO,
+            "member": ["phone", inputs.PHONE],
+            "basket": inputs.BASKET,
         }
     return base | {
         "kind": "refund",
-        "member": ["phone", "+989121234567"],
+        "member": ["phone", inputs.PHONE],
         "body": {"refund": [inputs.REFUND, inputs.DEVICE, 2, hashes[1]]},
     }
 

@@ -77,18 +77,19 @@ REFUND: dict[str, Any] = {
         }
     ],
 }
-MEMBER = R.member_field("phone", "+989121234567")
-BANK = R.bank_field(
-    {
-        "terminal_id": "52001234",
-        "trace": 1771,
-        "receipt": 88,
-        "amount": 900_000,
-        "card_type": "Shetab",
-        "auth_code": "A1B2C3",
-        "result": "00",
-    }
-)
+PHONE = "+989121234567"
+BASKET = "POS-7781"
+BANK_INFO: dict[str, Any] = {  # what the bank terminal reported for the sale
+    "terminal_id": "52001234",
+    "trace": 1771,
+    "receipt": 88,
+    "amount": 900_000,
+    "card_type": "Shetab",
+    "auth_code": "A1B2C3",
+    "result": "00",
+}
+MEMBER = R.member_field("phone", PHONE)
+BANK = R.bank_field(BANK_INFO)
 
 
 def payloads(hashes: list[bytes]) -> list[tuple[str, dict[int, Any]]]:
@@ -125,7 +126,7 @@ def payloads(hashes: list[bytes]) -> list[tuple[str, dict[int, Any]]]:
                     MEMBER,
                     BANK,
                     False,
-                    "POS-7781",
+                    BASKET,
                 ),
             )
         )

@@ -1,0 +1,96 @@
+"""Private keys on disk: every way a key file can be wrong is a ConfigError naming it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from edge.errors import ConfigError
+from edge.protocol import keys
+
+
+def _write(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def test_generate_then_load(tmp_path: Path) -> None:
+    key = keys.generate(tmp_path / "k" / "device.key")
+    assert keys.public_raw(keys.load_private(tmp_path / "k" / "device.key")) == keys.public_raw(key)
+    with pytest.raises(ConfigError, match="never overwritten"):
+        keys.generate(tmp_path / "k" / "device.key")
+
+
+def test_an_encrypted_key_is_a_config_error(tmp_path: Path) -> None:
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    path = _write(tmp_path / "enc.key", pem)
+    with pytest.raises(ConfigError, match="encrypted") as info:
+        keys.load_private(path)
+    assert info.value.setting == str(path)
+
+
+def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "device.key"
+    path.mkdir(mode=0o700)
+    with pytest.raises(ConfigError, match="cannot read the private key") as info:
+        keys.load_private(path)
+    assert info.value.setting == str(path)
+
+
+def test_an_unreadable_file_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path / "device.key", b"")
+    if os.geteuid() != 0:
+        path.chmod(0o000)
+    else:  # root reads any file: make this one refuse as it would for the agent's user
+        real = Path.read_bytes
+
+        def refuse(self: Path) -> bytes:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self)
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(ConfigError, match="cannot read the private key: Permission denied"):
+        keys.load_private(path)
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        (b"not a key", "not a PEM private key"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a PEM"),
+        (
+            generate_private_key(SECP256R1()).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            "not an Ed25519 private key",
+        ),
+    ],
+    ids=["garbage", "bad-der", "ec-key"],
+)
+def test_wrong_contents_are_config_errors(tmp_path: Path, data: bytes, why: str) -> None:
+    with pytest.raises(ConfigError, match=why):
+        keys.load_private(_write(tmp_path / "device.key", data))
+
+
+def test_missing_and_world_readable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no private key here"):
+        keys.load_private(tmp_path / "none.key")
+    keys.generate(tmp_path / "device.key")
+    (tmp_path / "device.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="readable by others"):
+        keys.load_private(tmp_path / "device.key")
