@@ -95,7 +95,6 @@ class Progress(threading.Thread):
         self.out, self.terms, self.truth, self.stream, self.every = out, terms, truth, stream, every
         self.t0 = time.monotonic()
         self.stop_evt = threading.Event()
-        self.offline_seen: set[str] = set()
 
     def snapshot(self) -> str:
         parts = []
@@ -105,8 +104,6 @@ class Progress(threading.Thread):
                 on, depth = bool(st["online"]), int(st["outbox"]["depth"])
             except (OSError, KeyError, ValueError):
                 on, depth = False, -1
-            if not on:
-                self.offline_seen.add(t.store)
             mark = self.out.c(GREEN, "● online ") if on else self.out.c(RED, "○ OFFLINE")
             parts.append(f"{t.store} {mark} outbox {depth if depth >= 0 else '?':>3}")
         with self.truth.lock:
@@ -139,8 +136,8 @@ class Check:
 
 def _sale_records(ho: HeadOffice) -> list[dict[str, Any]]:
     out = []
-    for device, seq, kind, raw, offline in ho.q(
-        "SELECT device, seq, type, raw, offline FROM records WHERE type IN ('sale', 'refund')"
+    for device, seq, kind, raw in ho.q(
+        "SELECT device, seq, type, raw FROM records WHERE type IN ('sale', 'refund')"
     ):
         p = decode(parse(bytes(raw)).payload)
         bank = p.get(R.K_BANK) or {}
@@ -151,7 +148,6 @@ def _sale_records(ho: HeadOffice) -> list[dict[str, Any]]:
                 "type": kind,
                 "amount": p[R.K_AMOUNTS][3],
                 "trace": bank.get(1),
-                "offline": bool(offline),
             }
         )
     return out
@@ -213,10 +209,91 @@ def member_check(want: dict[str, dict[str, int]], got: dict[str, dict[str, int]]
     )
 
 
+@dataclass(frozen=True)
+class OutboxState:
+    """One terminal's outbox as the agent reports it, beside what head office applied."""
+
+    store: str
+    depth: int
+    last_seq: int
+    applied: int  # head office's applied_through for the device
+    unknown: int  # payments whose outcome the agent does not know yet
+
+    @property
+    def drained(self) -> bool:
+        return self.depth == 0 and self.unknown == 0 and self.applied == self.last_seq
+
+    @property
+    def figures(self) -> str:
+        text = f"outbox {self.depth}, last seq {self.last_seq}, applied through {self.applied}"
+        return text + (f", payments unknown {self.unknown}" if self.unknown else "")
+
+    def __str__(self) -> str:
+        return f"{self.store}: {self.figures}"
+
+
+def outbox_state(ho: HeadOffice, t: StoreTerminal) -> OutboxState:
+    """OSError when the agent does not answer."""
+    st = t.status()
+    applied = ho.count("SELECT applied_through FROM devices WHERE device = ?", (t.device,))
+    return OutboxState(
+        t.store,
+        int(st["outbox"]["depth"]),
+        int(st["outbox"]["last_seq"]),
+        applied,
+        int(st["payments_unknown"]),
+    )
+
+
+def outbox_check(states: list[OutboxState | str], gave_up_after: float | None = None) -> Check:
+    """Every outbox drained; a store whose agent did not answer is named with why
+    (``states`` holds that text in its place); ``gave_up_after``: the wait timed out."""
+    ok = gave_up_after is None and all(isinstance(s, OutboxState) and s.drained for s in states)
+    detail = "; ".join(str(s) for s in states)
+    if gave_up_after is not None:
+        detail = f"head office had not caught up after {gave_up_after:g} s; {detail}"
+    return Check("every outbox is empty and acknowledged", ok, detail)
+
+
+def outage_check(store: str, offline_records: int, state: OutboxState | str) -> Check:
+    """The store that lost its link sold offline, and head office has all of it: records
+    made offline reached head office and its outbox is drained."""
+    ok = offline_records > 0 and isinstance(state, OutboxState) and state.drained
+    return Check(
+        "the store that lost its link caught up",
+        ok,
+        f"{store}: {offline_records} records made offline are at head office; "
+        + (state.figures if isinstance(state, OutboxState) else state),
+    )
+
+
+def service_check(truth: Truth, planned: int) -> Check:
+    """Every planned visit was served, every customer recognised, nothing went wrong."""
+    with truth.lock:
+        served, sales, declined = truth.served, len(truth.sales), truth.declined
+        problems = truth.misidentified + truth.errors
+        mis, errors = len(truth.misidentified), len(truth.errors)
+    return Check(
+        "every customer was recognised and served",
+        served == planned and not problems,
+        f"{served} of {planned} visits served ({sales} sales, {declined} declined); "
+        f"{mis} misidentified, {errors} errors" + (f": {problems[:3]}" if problems else ""),
+    )
+
+
 def verify(
-    ho: HeadOffice, terms: list[StoreTerminal], truth: Truth
+    ho: HeadOffice,
+    terms: list[StoreTerminal],
+    truth: Truth,
+    *,
+    planned: int,
+    cut: StoreTerminal | None,
+    gave_up_after: float | None = None,
 ) -> tuple[list[Check], dict[str, Any]]:
-    """Head office against the ground truth; (the checks, the figures behind them)."""
+    """Head office against the ground truth; (the checks, the figures behind them).
+
+    ``planned``: the visits the cashiers were given; ``cut``: the store that lost its link
+    (None: there was no outage); ``gave_up_after``: waiting for head office timed out."""
     recs = _sale_records(ho)
     ho_sales = [
         (r["device"], r["seq"], r["amount"], r["trace"]) for r in recs if r["type"] == "sale"
@@ -232,23 +309,13 @@ def verify(
         for m, p, w in ho.q("SELECT member, points, wallet FROM members")
     }
     checks.append(member_check(want, got))
-    charged = sum(a for _d, a, _t in bank)
-    booked = sum(a for _d, _s, a, _t in ho_sales)
-    depth: dict[str, Any] = {}
+    states: dict[str, OutboxState | str] = {}
     for t in terms:
-        st = t.status()
-        applied = ho.count("SELECT applied_through FROM devices WHERE device = ?", (t.device,))
-        depth[t.store] = (st["outbox"]["depth"], st["outbox"]["last_seq"], applied)
-    checks.append(
-        Check(
-            "every outbox is empty and acknowledged",
-            all(d == 0 and last == applied for d, last, applied in depth.values()),
-            "; ".join(
-                f"{s}: outbox {d}, last seq {last}, applied through {a}"
-                for s, (d, last, a) in depth.items()
-            ),
-        )
-    )
+        try:
+            states[t.store] = outbox_state(ho, t)
+        except OSError as e:
+            states[t.store] = f"the agent of {t.store} did not answer ({e})"
+    checks.append(outbox_check(list(states.values()), gave_up_after))
     code, text = ho.ledger_check()
     checks.append(
         Check(
@@ -257,33 +324,13 @@ def verify(
     )
     quarantined = ho.count("SELECT COUNT(*) FROM quarantine")
     checks.append(Check("nothing quarantined", quarantined == 0, f"{quarantined} in quarantine"))
-    offline = sum(1 for r in recs if r["offline"])
-    checks.append(
-        Check(
-            "the store that lost its link caught up",
-            offline > 0,
-            f"{offline} sales and refunds made offline, all reconciled",
+    if cut is not None:
+        offline = ho.count(
+            "SELECT COUNT(*) FROM records WHERE device = ? AND offline != 0", (cut.device,)
         )
-    )
-    checks.append(
-        Check(
-            "every customer was recognised and served",
-            not truth.misidentified and not truth.errors,
-            f"{len(truth.misidentified)} misidentified, {len(truth.errors)} errors"
-            + (
-                f": {(truth.misidentified + truth.errors)[:3]}"
-                if truth.misidentified or truth.errors
-                else ""
-            ),
-        )
-    )
+        checks.append(outage_check(cut.store, offline, states[cut.store]))
+    checks.append(service_check(truth, planned))
     figures = {
-        "sales": len(truth_sales),
-        "declined": truth.declined,
-        "refunds": len(t_refunds),
-        "charged_irr": charged,
-        "booked_irr": booked,
-        "offline_records": offline,
         "records": ho.count("SELECT COUNT(*) FROM records"),
         "alerts": [
             {"kind": k, "detail": d} for k, d in ho.q("SELECT kind, detail FROM alerts ORDER BY id")

@@ -1,12 +1,13 @@
 """./dev demo: the whole club on one machine, and proof that head office agrees with the tills.
 
     ./dev demo [--stores N] [--customers N] [--visits N] [--broker mqtt://HOST:PORT]
-               [--workdir DIR] [--seed N] [--pace SECONDS]
+               [--workdir DIR] [--seed N] [--pace SECONDS] [--offline-store N]
 
 Starts a private Mosquitto (unless ``--broker``), head office on SQLite, provisions the stores
-with firmware_tools, lets customers shop while one store loses its link to head office for a
-while, then holds head office's ledger against the ground truth.  Exit status 0 only when every
-check passes; 1 when one fails; 2 when the demo could not be set up.
+with firmware_tools, lets customers shop while one store (the busiest, or ``--offline-store``)
+loses its link to head office for a while, then holds head office's ledger against the ground
+truth.  Exit status 0 only when every check passes; 1 when one fails; 2 when the demo could not
+be set up.
 """
 
 from __future__ import annotations
@@ -21,15 +22,29 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from cloud_broker.local_broker import LocalMosquitto
-from demo.report import Check, Out, Progress, StreamWatcher, members_table, verify
-from demo.shoppers import Cashier, Customer, Truth, make_customers, plan
+from demo.report import (
+    GREEN,
+    RED,
+    Check,
+    Out,
+    Progress,
+    StreamWatcher,
+    members_table,
+    outbox_state,
+    verify,
+)
+from demo.shoppers import Cashier, Customer, Truth, Visit, make_customers, plan
 from demo.world import DemoError, HeadOffice, StoreTerminal
 from edge.errors import ConfigError
+from edge.protocol.mqtt import BrokerConfig
+
+DRAIN_TIMEOUT = 120.0  # seconds head office may take to catch up after the shopping
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -45,16 +60,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, help="keep everything here and write summary.json")
     p.add_argument("--seed", type=int, default=1405, help="the same seed, the same shopping")
     p.add_argument("--pace", type=float, default=0.2, help="seconds between customers")
-    p.add_argument("--offline-store", type=int, default=2, help="which store loses its link")
+    p.add_argument(
+        "--offline-store", type=int, help="which store (1..N) loses its link (default: the busiest)"
+    )
     args = p.parse_args(argv)
     if args.stores < 2:
         p.error("--stores must be at least 2 (one of them goes offline)")
     if args.customers < 1 or args.visits < 1:
         p.error("--customers and --visits must be at least 1")
-    if args.broker and not args.broker.startswith("mqtt://"):
-        p.error("--broker takes mqtt://HOST:PORT")
-    args.offline_store = min(max(args.offline_store, 1), args.stores)
+    if args.offline_store is not None and not 1 <= args.offline_store <= args.stores:
+        p.error(f"--offline-store must be between 1 and --stores ({args.stores})")
+    if args.broker:
+        try:
+            broker = BrokerConfig.from_url(args.broker)
+        except ConfigError as e:
+            p.error(f"--broker: {e}")
+        if broker.tls:
+            p.error("--broker takes mqtt://HOST[:PORT]: the demo's stores speak plain MQTT")
     return args
+
+
+def offline_store(args: argparse.Namespace, queues: list[list[Visit]]) -> int | None:
+    """The index of the store that loses its link: ``--offline-store`` or the busiest;
+    None when its queue is too short for an outage (one visit before the cut, one during)."""
+    i = (
+        args.offline_store - 1
+        if args.offline_store is not None
+        else max(range(len(queues)), key=lambda k: len(queues[k]))
+    )
+    return i if len(queues[i]) >= 2 else None
 
 
 class Outage:
@@ -63,6 +97,7 @@ class Outage:
 
     def __init__(self, out: Out, term: StoreTerminal, min_down: float) -> None:
         self.out, self.term, self.min_down = out, term, min_down
+        self.notice = 10.0  # seconds the agent may take to notice the cut
         self.cut_at: float | None = None
         self.restored_at: float | None = None
         self.lock = threading.Lock()
@@ -74,12 +109,24 @@ class Outage:
             if self.cut_at is None and done >= total // 3:
                 term.link.cut()
                 self.cut_at = time.monotonic()
+                self.wait_offline()
                 self.out.line(
                     self.out.c("\033[33m", f"  ✂  {term.store} loses its link to head office "
                                f"(قطع ارتباط فروشگاه {term.store}); the tills keep selling")
                 )  # fmt: skip
             elif self.cut_at is not None and self.restored_at is None and done >= 2 * total // 3:
                 self.restore()
+
+    def wait_offline(self) -> None:
+        """Until the agent says it is offline, so the next checkout is an offline one."""
+        deadline = time.monotonic() + self.notice
+        while time.monotonic() < deadline:
+            try:
+                if not self.term.status()["online"]:
+                    return
+            except (OSError, KeyError, ValueError):
+                return  # the report will say what is wrong with the agent
+            time.sleep(0.05)
 
     def restore(self) -> None:
         if self.term.link is None or self.cut_at is None or self.restored_at is not None:
@@ -97,51 +144,48 @@ class Outage:
 
 
 def wait_drained(terms: list[StoreTerminal], ho: HeadOffice, timeout: float) -> bool:
+    """Until every outbox is drained (report.OutboxState.drained); False after ``timeout``."""
+
+    def drained(t: StoreTerminal) -> bool:
+        try:
+            return outbox_state(ho, t).drained
+        except OSError:
+            return False
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        done = True
-        for t in terms:
-            try:
-                st = t.status()
-            except OSError:
-                done = False
-                break
-            applied = ho.count("SELECT applied_through FROM devices WHERE device = ?", (t.device,))
-            if (
-                st["outbox"]["depth"]
-                or st["payments_unknown"]
-                or applied != st["outbox"]["last_seq"]
-            ):
-                done = False
-                break
-        if done:
+        if all(drained(t) for t in terms):
             return True
         time.sleep(0.25)
     return False
 
 
 def setup(
-    out: Out, args: argparse.Namespace, workdir: Path
-) -> tuple[LocalMosquitto | None, str, HeadOffice, list[StoreTerminal]]:
-    broker: LocalMosquitto | None = None
+    out: Out, args: argparse.Namespace, workdir: Path, cut: int | None, stack: ExitStack
+) -> tuple[str, HeadOffice, list[StoreTerminal]]:
+    """The broker, head office and the provisioned stores, each stopped by ``stack``;
+    store ``cut`` (an index) reaches the broker through a link the demo can cut."""
     if args.broker:
         url = args.broker
         out.line(f"  broker        {url} (yours)")
     else:
         broker = LocalMosquitto(workdir / "broker")
+        stack.callback(broker.stop)
         broker.start()
         url = broker.url
         out.line(f"  broker        private Mosquitto on {url}")
     ho = HeadOffice(workdir, url)
+    stack.callback(ho.stop)
     ho.setup()
     ho.start()
     out.line(f"  head office   python -m cloud_broker serve   ledger {ho.ledger_url}")
     # on a shared broker, device ids of earlier runs have retained acks: take fresh ones
     suffix = f"-{secrets.token_hex(2)}" if args.broker else ""
-    terms = [
-        StoreTerminal(workdir, i, url, via_link=i == args.offline_store - 1, suffix=suffix)
-        for i in range(args.stores)
-    ]
+    terms = []
+    for i in range(args.stores):
+        t = StoreTerminal(workdir, i, url, via_link=i == cut, suffix=suffix)
+        stack.callback(t.stop)
+        terms.append(t)
     with ThreadPoolExecutor(max_workers=min(4, len(terms))) as pool:
         list(pool.map(lambda t: t.provision(ho), terms))
     for t in terms:
@@ -151,76 +195,79 @@ def setup(
             f"({ok} checks OK); devices nfc, rfid, qr, keypad, bank (ZVT {t.bank.terminal_id})"
         )
         t.start()
-    return broker, url, ho, terms
+    return url, ho, terms
 
 
-def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the story, in order
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Out(sys.stdout)
     keep = args.workdir is not None
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="loyalty-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
     workdir = workdir.resolve()
-    rng = random.Random(args.seed)  # noqa: S311 - the same seed, the same shopping
-    out.head("Customer club at the edge · باشگاه مشتریان")
-    broker: LocalMosquitto | None = None
-    ho: HeadOffice | None = None
-    terms: list[StoreTerminal] = []
-    stream: StreamWatcher | None = None
-    try:
-        try:
-            broker, url, ho, terms = setup(out, args, workdir)
-            stream = StreamWatcher(url, f"demo-stream-{secrets.token_hex(4)}")
-            stream.start()
-        except (DemoError, ConfigError, OSError) as e:
-            out.line(out.c("\033[31m", f"the demo could not be set up: {e}"))
-            return 2
-        customers = make_customers(args.customers, rng)
-        queues = plan(customers, args.stores, args.visits, rng)
-        truth = Truth()
-        offline = terms[args.offline_store - 1]
-        outage = Outage(out, offline, min_down=max(2.0, args.pace * 25))
-        out.head(
-            f"{len(customers)} customers shop in {len(terms)} stores "
-            f"({sum(len(q) for q in queues)} visits); {offline.store} will lose its link"
-        )
-        progress = Progress(out, terms, truth, stream, every=1.0)
-        cashiers = [
-            Cashier(t, q, truth, args.pace, outage.served)
-            for t, q in zip(terms, queues, strict=True)
-        ]
-        t0 = time.monotonic()
-        progress.start()
-        for c in cashiers:
-            c.start()
-        for c in cashiers:
-            c.join()
-        outage.restore()
-        shop_s = time.monotonic() - t0
-        out.line(f"  all customers served in {shop_s:.1f}s; waiting for head office to catch up")
-        drained = wait_drained(terms, ho, timeout=120)
-        time.sleep(0.5)  # the last stream messages
-        out.line(progress.snapshot())
-        progress.stop()
-        checks, figures = verify(ho, terms, truth)
-        if not drained:
-            checks.append(Check("head office caught up within 120 s", False, "it did not"))
-        return finish(
-            out, args, workdir, keep, ho, terms, truth, customers, stream, checks, figures, shop_s
-        )
-    finally:
-        if stream is not None:
-            stream.stop()
-        for t in terms:
-            t.stop()
-        if ho is not None:
-            ho.stop()
-        if broker is not None:
-            broker.stop()
+    with ExitStack() as stack:
+        # the last thing done on the way out, after every process below has been stopped
         if keep:
-            out.line(f"\n  everything is kept in {workdir}")
+            stack.callback(lambda: out.line(f"\n  everything is kept in {workdir}"))
         else:
-            shutil.rmtree(workdir, ignore_errors=True)
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        return run(out, args, workdir, keep, stack)
+
+
+def run(out: Out, args: argparse.Namespace, workdir: Path, keep: bool, stack: ExitStack) -> int:
+    """The story, in order; everything started is stopped by ``stack``."""
+    rng = random.Random(args.seed)  # noqa: S311 - the same seed, the same shopping
+    customers = make_customers(args.customers, rng)
+    queues = plan(customers, args.stores, args.visits, rng)
+    cut = offline_store(args, queues)
+    out.head("Customer club at the edge · باشگاه مشتریان")
+    try:
+        url, ho, terms = setup(out, args, workdir, cut, stack)
+        stream = StreamWatcher(url, f"demo-stream-{secrets.token_hex(4)}")
+        stream.start()
+        stack.callback(stream.stop)
+    except (DemoError, ConfigError, OSError) as e:
+        out.line(out.c(RED, f"the demo could not be set up: {e}"))
+        return 2
+    truth = Truth()
+    planned = sum(len(q) for q in queues)
+    offline = terms[cut] if cut is not None else None
+    outage = Outage(out, offline, min_down=max(2.0, args.pace * 25)) if offline else None
+    story = f"{offline.store} will lose its link" if offline else "no outage: too few visits"
+    out.head(f"{len(customers)} customers shop in {len(terms)} stores ({planned} visits); {story}")
+    progress = Progress(out, terms, truth, stream, every=1.0)
+
+    def served(term: StoreTerminal, done: int, total: int) -> None:
+        if outage is not None:
+            outage.served(term, done, total)
+
+    cashiers = [Cashier(t, q, truth, args.pace, served) for t, q in zip(terms, queues, strict=True)]
+    t0 = time.monotonic()
+    progress.start()
+    stack.callback(progress.stop)
+    for c in cashiers:
+        c.start()
+    for c in cashiers:
+        c.join()
+    if outage is not None:
+        outage.restore()
+    shop_s = time.monotonic() - t0
+    out.line(f"  all customers served in {shop_s:.1f}s; waiting for head office to catch up")
+    drained = wait_drained(terms, ho, timeout=DRAIN_TIMEOUT)
+    time.sleep(0.5)  # the last stream messages
+    out.line(progress.snapshot())
+    progress.stop()
+    checks, figures = verify(
+        ho,
+        terms,
+        truth,
+        planned=planned,
+        cut=offline,
+        gave_up_after=None if drained else DRAIN_TIMEOUT,
+    )
+    return finish(
+        out, args, workdir, keep, ho, terms, truth, customers, stream, checks, figures, shop_s
+    )
 
 
 def finish(
@@ -268,19 +315,19 @@ def finish(
         out.line(f"  head office alerts: {kinds} (python -m cloud_broker alerts list)")
     out.head("Head office against the ground truth · تطبیق با واقعیت")
     for c in checks:
-        mark = out.c(GREEN_OK, "✔") if c.ok else out.c(RED_BAD, "✘")
+        mark = out.c(GREEN, "✔") if c.ok else out.c(RED, "✘")
         out.line(f"  {mark} {c.name}")
         out.line(f"      {c.detail}")
     ok = all(c.ok for c in checks)
     out.line()
     if ok:
         verdict = out.c(
-            GREEN_OK,
+            GREEN,
             f"All {len(checks)} checks pass: head office agrees with every till and bank "
             "terminal. · دفتر مرکزی با همه صندوق‌ها هم‌خوان است.",
         )
     else:
-        verdict = out.c(RED_BAD, "Head office does NOT agree with the ground truth. · ناهم‌خوانی!")
+        verdict = out.c(RED, "Head office does NOT agree with the ground truth. · ناهم‌خوانی!")
     out.line(verdict)
     if keep:
         summary = {
@@ -316,9 +363,6 @@ def finish(
             json.dumps(summary, ensure_ascii=False, indent=2, default=str), "utf-8"
         )
     return 0 if ok else 1
-
-
-GREEN_OK, RED_BAD = "\033[32m", "\033[31m"
 
 
 if __name__ == "__main__":

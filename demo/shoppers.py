@@ -158,6 +158,7 @@ class Truth:
     sales: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[dict[str, Any]] = field(default_factory=list)
     declined: int = 0
+    served: int = 0  # visits a cashier finished: a sale, a decline or an error
     mistyped: list[dict[str, Any]] = field(default_factory=list)
     misidentified: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -202,9 +203,11 @@ class Cashier(threading.Thread):
         for i, v in enumerate(self.visits):
             try:
                 self.serve(v, i)
-            except (OSError, KeyError, ValueError) as e:
+            except Exception as e:  # noqa: BLE001 - reported; the queue goes on
                 with self.truth.lock:
                     self.truth.errors.append(f"{self.term.store} visit {i}: {e!r}")
+            with self.truth.lock:
+                self.truth.served += 1
             self.served = i + 1
             self.on_served(self.term, self.served, len(self.visits))
             if self.pace:

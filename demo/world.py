@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cloud_broker.db import Database
 from demo.link import Link
+from edge.protocol.mqtt import BrokerConfig
 from hw_sim.device import SimDevice
 from hw_sim.keypad import KeypadSim
 from hw_sim.pn532 import PN532Sim
@@ -33,14 +36,18 @@ from hw_sim.zvt import ZVTSim
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "edge" / "data" / "rules.json"
 TENANT = "hypershahr"
+START_TIMEOUT = 30.0  # seconds a service may take to say it is ready
 
 
 class DemoError(RuntimeError):
     """A step of setting up the demo failed; the message says which and why."""
 
 
-def tool(module: str, *args: str, cwd: Path, timeout: float = 60) -> str:
-    """``python -m MODULE ARGS``, as an operator or a technician types it; its stdout."""
+def tool(
+    module: str, *args: str, cwd: Path, timeout: float = 60, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``python -m MODULE ARGS``, as an operator or a technician types it; with ``check``,
+    a failure is a DemoError showing its output."""
     r = subprocess.run(  # noqa: S603 - our own modules
         [sys.executable, "-m", module, *args],
         cwd=cwd,
@@ -50,34 +57,53 @@ def tool(module: str, *args: str, cwd: Path, timeout: float = 60) -> str:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         check=False,
     )
-    if r.returncode != 0:
+    if check and r.returncode != 0:
         raise DemoError(
             f"python -m {module} {' '.join(args[:2])} failed ({r.returncode}):\n"
             + (r.stdout + r.stderr)[-2000:]
         )
-    return r.stdout
+    return r
 
 
-def _spawn(args: list[str], log: Path, ready: str, what: str) -> tuple[subprocess.Popen[str], str]:
-    """Start a service whose first stdout line announces it is ready; (process, that line)."""
-    out: IO[bytes] = log.open("ab")
-    p = subprocess.Popen(  # noqa: S603 - our own modules
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=out,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+def _first_line(p: subprocess.Popen[bytes], timeout: float) -> str | None:
+    """The first line ``p`` writes to stdout; None if it wrote none within ``timeout``
+    (or exited first)."""
     assert p.stdout is not None
-    line = p.stdout.readline().strip()
-    if not line.startswith(ready):
-        p.wait(20)
-        raise DemoError(f"{what} did not start ({line!r}); see {log}:\n{log.read_text()[-2000:]}")
+    fd, buf = p.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return None
+        buf += chunk
+    return buf.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+
+
+def _spawn(
+    args: list[str], log: Path, ready: str, what: str, start_timeout: float = START_TIMEOUT
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a service whose first stdout line announces it is ready; (process, that line).
+    One that does not say so within ``start_timeout`` seconds is stopped: DemoError."""
+    with log.open("ab") as err:  # the child keeps its own copy
+        p = subprocess.Popen(  # noqa: S603 - our own modules
+            [sys.executable, "-m", *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    line = _first_line(p, start_timeout)
+    if line is None or not line.startswith(ready):
+        _stop(p)
+        said = f"said {line!r}" if line is not None else f"said nothing in {start_timeout:g} s"
+        raise DemoError(f"{what} did not start ({said}); see {log}:\n{log.read_text()[-2000:]}")
     return p, line
 
 
-def _stop(p: subprocess.Popen[str] | None) -> None:
+def _stop(p: subprocess.Popen[bytes] | None) -> None:
     if p is None or p.poll() is not None:
         return
     p.send_signal(signal.SIGTERM)
@@ -96,7 +122,7 @@ class HeadOffice:
         self.ledger_url = f"sqlite:///{self.dir / 'ledger.db'}"
         self.rules_pub = self.dir / "rules.pub.pem"
         self.rules_bundle = self.dir / "rules.bundle"
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._db: Database | None = None
 
     def setup(self) -> None:
@@ -115,22 +141,15 @@ class HeadOffice:
         )
 
     def cli(self, module: str, *args: str) -> str:
-        return tool(module, *args, cwd=self.dir)
+        return tool(module, *args, cwd=self.dir).stdout
 
     def token(self, store: str) -> str:
         return self.cli("cloud_broker", "--ledger", self.ledger_url, "enroll-token", "--tenant",
                         TENANT, "--store", store).strip()  # fmt: skip
 
     def ledger_check(self) -> tuple[int, str]:
-        r = subprocess.run(  # noqa: S603 - our own module
-            [sys.executable, "-m", "cloud_broker", "--ledger", self.ledger_url, "ledger", "check"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-            check=False,
-        )
+        r = tool("cloud_broker", "--ledger", self.ledger_url, "ledger", "check", cwd=self.dir,
+                 timeout=120, check=False)  # fmt: skip
         return r.returncode, (r.stdout + r.stderr).strip()
 
     @property
@@ -159,15 +178,14 @@ class StoreTerminal:
     def __init__(
         self, workdir: Path, index: int, broker_url: str, via_link: bool, suffix: str = ""
     ) -> None:
-        self.index = index
         self.store = f"s{index + 1}"
         self.device = f"pos-{index + 1}{suffix}"
         self.dir = workdir / "stores" / self.store
         self.dir.mkdir(parents=True, exist_ok=True)
         self.link: Link | None = None
         if via_link:
-            host, _, port = broker_url.split("://", 1)[1].rpartition(":")
-            self.link = Link(host or "127.0.0.1", int(port))
+            broker = BrokerConfig.from_url(broker_url)
+            self.link = Link(broker.host, broker.port)
         self.broker_url = self.link.url if self.link else broker_url
         self.nfc = PN532Sim()
         self.rfid = RDM6300Sim(interval=0.03)
@@ -183,7 +201,7 @@ class StoreTerminal:
         ]
         self._servers: list[PtyServer] = []
         self.config = self.dir / "edge.toml"
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
         self.log = self.dir / "agent.log"
         self.selftest = ""
@@ -204,7 +222,7 @@ class StoreTerminal:
         self.selftest = self.cli("selftest", "--config", str(self.config), "--wait", "0")
 
     def cli(self, *args: str) -> str:
-        return tool("firmware_tools", *args, cwd=self.dir)
+        return tool("firmware_tools", *args, cwd=self.dir).stdout
 
     def start(self) -> None:
         self.proc, line = _spawn(

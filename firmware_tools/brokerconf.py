@@ -155,10 +155,11 @@ def render_acl(s: BrokerSettings) -> str:
 
 
 def write(s: BrokerSettings, out_dir: Path, conf_name: str = "loyalty.conf") -> tuple[Path, Path]:
-    """Write the configuration and the ACL into ``out_dir``; returns their paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the ACL, then the configuration into ``out_dir`` (so a configuration never
+    names an ACL that could not be written); returns their paths."""
     conf = out_dir / conf_name
     acl = Path(s.acl_file)
-    write_file(conf, render_conf(s).encode())
-    write_file(acl, render_acl(s).encode())
+    conf_text, acl_text = render_conf(s), render_acl(s)
+    write_file(acl, acl_text.encode())
+    write_file(conf, conf_text.encode())
     return conf, acl

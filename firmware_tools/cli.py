@@ -22,7 +22,8 @@ Every message is printed in English and in Persian.  Exit status:
 
     0  done; every check that ran passed
     1  a check failed, or head office (or the broker) refused
-    2  usage or configuration error (also: the agent is running and must be stopped first)
+    2  usage or configuration error (also: the agent is running and must be stopped first,
+       or a file the command names cannot be read or written)
     3  head office or the broker did not answer in time: check the network and retry
 """
 
@@ -342,4 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LoyaltyError, CoreError) as e:
         out.error(str(getattr(e, "en", e)), str(getattr(e, "fa", e)))
         return FAILED
+    except OSError as e:  # a file or directory the command named cannot be read or written
+        where = f"{e.filename}: " if e.filename else ""
+        why = e.strerror or str(e)
+        out.error(f"cannot use {where}{why}", f"دسترسی به پرونده ممکن نیست: {where}{why}")
+        return USAGE
     return code

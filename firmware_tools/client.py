@@ -64,14 +64,19 @@ def request(
     messages (topic, payload, retain) published in the same session after an ok."""
     raw = sign_request(req, key)
     reply_topic = topics.enroll_reply(cfg.tenant, cfg.device)
+    answers: list[Reply] = []  # the reply to this request, decoded once
 
     def ours(m: Message) -> bool:
         if m.topic != reply_topic:
             return False
         try:
-            return decode_reply(m.payload).nonce == req.nonce
+            reply = decode_reply(m.payload)
         except DecodeError:
             return False
+        if reply.nonce != req.nonce:
+            return False
+        answers.append(reply)
+        return True
 
     with Session(broker_of(cfg), f"{cfg.device}-tools", timeout=min(timeout, 10.0)) as s:
         code = s.subscribe(reply_topic)
@@ -84,8 +89,7 @@ def request(
                 "acl",
             )
         s.publish(topics.enroll(cfg.tenant, cfg.device), raw)
-        got = s.wait_for(ours, timeout)
-        if got is None:
+        if s.wait_for(ours, timeout) is None:
             raise UnreachableError(
                 f"head office did not answer the {req.op} request within {timeout:g} s "
                 "(is its reconciler running and connected to this broker?)",
@@ -93,7 +97,7 @@ def request(
                 "(آیا سرویس تطبیق دفتر مرکزی اجرا و به همین کارگزار وصل است؟)",
                 "no_answer",
             )
-        reply = decode_reply(got.payload)
+        reply = answers[-1]
         if reply.ok:
             for topic, payload, retain in also or ():
                 s.publish(topic, payload, retain)

@@ -7,7 +7,8 @@ is not running while a tool uses its ports, key or outbox.
 handed over (the broker's CA, this device's TLS certificate and key, head office's
 pinned rules key, optionally a signed rules bundle) next to the configuration, writes
 the TOML configuration (docs/configuration.md) and loads it back with the agent's own
-loader (edge.config.load), so a file the agent would refuse is never left behind.
+loader (edge.config.load), so a file the agent would refuse is never left behind and,
+with ``--force``, the files in place are replaced only once the new ones load.
 """
 
 from __future__ import annotations
@@ -84,8 +85,19 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def read_file(path: Path, what: str) -> bytes:
+    """The bytes of a file the command line named (``what``: the option); ConfigError
+    naming the file and why otherwise."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ConfigError(what, f"cannot read {path}: {e.strerror}") from None
+
+
 def write_file(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file renamed over it)."""
+    """Write ``data`` to ``path`` atomically (a temporary file renamed over it), creating
+    the directories it lives in."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
@@ -231,29 +243,40 @@ def _check(spec: InitSpec) -> None:
             raise ConfigError(f"devices.{d.name}.port", "is empty")
 
 
-def _copy_in(spec: InitSpec, where: Path) -> dict[str, str]:
-    """Check and copy head office's files next to the configuration."""
+def staged_path(path: Path) -> Path:
+    """Where ``init`` writes a file before the configuration naming it has loaded."""
+    return path.with_name(path.name + ".new")
+
+
+def _copy_in(spec: InitSpec, where: Path, staged: list[Path]) -> tuple[dict[str, str], int | None]:
+    """Check head office's files and write them next to the configuration, each as
+    ``NAME.new`` (its final path is appended to ``staged``); returns the configuration's
+    file settings under their final names, and the rules bundle's version."""
+
+    def stage(name: str, data: bytes, mode: int = 0o644) -> str:
+        staged.append(where / name)  # first: a failed write is cleaned up too
+        write_file(staged_path(where / name), data, mode)
+        return name
+
     files: dict[str, str] = {}
-    pinned = keys.public_from_pem(_read(spec.rules_key, "--rules-key"))
-    write_file(where / "rules.pub.pem", keys.public_pem(pinned).encode())
-    files["rules_public_key"] = "rules.pub.pem"
+    version = None
+    pinned = keys.public_from_pem(read_file(spec.rules_key, "--rules-key"))
+    files["rules_public_key"] = stage("rules.pub.pem", keys.public_pem(pinned).encode())
     if spec.rules_bundle is not None:
-        raw = _read(spec.rules_bundle, "--rules-bundle")
+        raw = read_file(spec.rules_bundle, "--rules-bundle")
         try:
             rs = bundles.open_bundle(raw, pinned, spec.tenant)
         except (SignatureError, DecodeError, RuleError) as e:
             raise ConfigError("--rules-bundle", f"refused with the pinned key: {e}") from None
-        write_file(where / "rules.bundle", raw)
-        files["rules_bundle"] = "rules.bundle"
-        files["rules_version"] = str(rs.version)
+        files["rules_bundle"] = stage("rules.bundle", raw)
+        version = rs.version
     ca = None
     if spec.ca is not None:
-        ca_pem = _read(spec.ca, "--ca")
+        ca_pem = read_file(spec.ca, "--ca")
         ca = pki.load_cert(ca_pem, "--ca")
-        write_file(where / "ca.pem", ca_pem)
-        files["ca"] = "ca.pem"
+        files["ca"] = stage("ca.pem", ca_pem)
     if spec.cert is not None and spec.tls_key is not None:
-        cert_pem = _read(spec.cert, "--cert")
+        cert_pem = read_file(spec.cert, "--cert")
         cert = pki.load_cert(cert_pem, "--cert")
         cn = pki.common_name(cert)
         if cn != spec.device:
@@ -264,21 +287,17 @@ def _copy_in(spec: InitSpec, where: Path) -> dict[str, str]:
             )
         if ca is not None:
             pki.check_issued_by(cert, ca, "--cert")
-        write_file(where / "device.pem", cert_pem)
-        write_file(where / "device-tls.key", _read(spec.tls_key, "--tls-key"), 0o600)
-        files["cert"], files["key"] = "device.pem", "device-tls.key"
-    return files
-
-
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ConfigError(what, f"cannot read {path}: {e.strerror}") from None
+        files["cert"] = stage("device.pem", cert_pem)
+        files["key"] = stage("device-tls.key", read_file(spec.tls_key, "--tls-key"), 0o600)
+    return files, version
 
 
 def init(spec: InitSpec, out: Out) -> Config:
-    """Generate the key, write the configuration; returns it as the agent will load it."""
+    """Generate the key, write the configuration; returns it as the agent will load it.
+
+    Nothing already in place changes until the new configuration loads: head office's
+    files are written as ``NAME.new`` and checked, with the configuration, by the agent's
+    own loader; a refusal removes them (and a key made by this run)."""
     _check(spec)
     where = spec.config.parent
     where.mkdir(parents=True, exist_ok=True)
@@ -293,19 +312,31 @@ def init(spec: InitSpec, out: Out) -> Config:
             "this terminal already has a device key; it is never replaced by init "
             "(rotate-key changes it, decommission retires it)",
         )
-    files = _copy_in(spec, where)
-    created = not key_path.exists()
-    key = keys.generate(key_path) if created else keys.load_private(key_path)
-    tmp = spec.config.with_name(spec.config.name + ".new")
-    tmp.write_text(render(spec, files), "utf-8")
+    staged: list[Path] = []
+    tmp = staged_path(spec.config)
+    created = False  # a key made by this run, destroyed if the run fails
     try:
+        files, version = _copy_in(spec, where, staged)
+        if key_path.exists():
+            key = keys.load_private(key_path)
+        else:
+            key = keys.generate(key_path)
+            created = True
+        trial = {k: staged_path(Path(v)).name for k, v in files.items()}
+        tmp.write_text(render(spec, trial), "utf-8")
         load(tmp)  # the agent's own loader: a file it refuses is never left behind
-    except ConfigError:
-        tmp.unlink()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        for path in staged:
+            staged_path(path).unlink(missing_ok=True)
         if created:
             destroy(key_path)
         raise
+    for path in staged:
+        staged_path(path).replace(path)
+    tmp.write_text(render(spec, files), "utf-8")
     tmp.replace(spec.config)
+    _fsync_dir(where)
     cfg = load(spec.config)
     fp = fingerprint(keys.public_raw(key))
     verb, verb_fa = ("generated", "ساخته شد") if created else ("kept", "نگه داشته شد")
@@ -315,7 +346,6 @@ def init(spec: InitSpec, out: Out) -> Config:
         f"کلید دستگاه {verb_fa}: {key_path} (دسترسی 0600، هرگز از این پایانه بیرون نمی‌رود)، "
         f"اثر انگشت کلید عمومی {fp}",
     )
-    version = files.get("rules_version")
     rules_note = f", rules bundle v{version}" if version else ""
     rules_note_fa = f"، قوانین نسخهٔ {version}" if version else ""
     out.say(

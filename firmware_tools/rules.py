@@ -18,12 +18,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge.core.errors import RuleError
 from edge.core.ruleset import RuleSet
 from edge.errors import ConfigError, DecodeError, SignatureError
 from edge.protocol import bundles, keys, topics
 from edge.protocol.mqtt import BrokerConfig
-from firmware_tools.device import write_file
+from firmware_tools.device import destroy, read_file, write_file
 from firmware_tools.mqttio import Session
 from firmware_tools.ui import Out, RefusedError
 
@@ -40,16 +42,13 @@ def summary(rs: RuleSet) -> Summary:
     return Summary(rs.tenant, rs.version, len(rs.rules), len(rs.tiers))
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ConfigError(what, f"cannot read {path}: {e.strerror}") from None
-
-
 def keygen(key_path: Path, pub_path: Path, out: Out) -> None:
     key = keys.generate(key_path)
-    write_file(pub_path, keys.public_pem(key).encode())
+    try:
+        write_file(pub_path, keys.public_pem(key).encode())
+    except BaseException:
+        destroy(key_path)  # a key without its public half would only be left lying around
+        raise
     out.say(
         f"head office rules key written to {key_path} (mode 0600; keep it offline), public key "
         f"to {pub_path}: give that to technicians for init --rules-key",
@@ -66,7 +65,7 @@ def _refused(e: Exception, what: str, what_fa: str) -> RefusedError:
 def sign(doc_path: Path, key_path: Path, out_path: Path, out: Out) -> Summary:
     key = keys.load_private(key_path)
     try:
-        doc = json.loads(_read(doc_path, "rules").decode("utf-8"))
+        doc = json.loads(read_file(doc_path, "rules").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ConfigError(str(doc_path), f"not a JSON rules document: {e}") from None
     if not isinstance(doc, dict):
@@ -89,11 +88,12 @@ def sign(doc_path: Path, key_path: Path, out_path: Path, out: Out) -> Summary:
 
 def open_file(
     bundle_path: Path, pub_path: Path, tenant: str | None = None
-) -> tuple[bytes, RuleSet]:
-    raw = _read(bundle_path, "bundle")
-    pinned = keys.public_from_pem(_read(pub_path, "--pub"))
+) -> tuple[bytes, RuleSet, Ed25519PublicKey]:
+    """The bundle's bytes, its rules, and the public key they verified with."""
+    raw = read_file(bundle_path, "bundle")
+    pinned = keys.public_from_pem(read_file(pub_path, "--pub"))
     try:
-        return raw, bundles.open_bundle(raw, pinned, tenant)
+        return raw, bundles.open_bundle(raw, pinned, tenant), pinned
     except (SignatureError, DecodeError, RuleError) as e:
         raise _refused(
             e,
@@ -103,7 +103,7 @@ def open_file(
 
 
 def verify(bundle_path: Path, pub_path: Path, out: Out, tenant: str | None = None) -> Summary:
-    _raw, rs = open_file(bundle_path, pub_path, tenant)
+    _raw, rs, _pinned = open_file(bundle_path, pub_path, tenant)
     s = summary(rs)
     out.say(
         f"valid: {s.tenant} rules version {s.version}, {s.rules} rules, {s.tiers} tiers, "
@@ -125,8 +125,7 @@ def publish(
     client_id: str = "loyalty-rules-publisher",
 ) -> Summary:
     """Publish the bundle retained, only if it is newer than the one retained now."""
-    raw, rs = open_file(bundle_path, pub_path)
-    pinned = keys.public_from_pem(_read(pub_path, "--pub"))
+    raw, rs, pinned = open_file(bundle_path, pub_path)
     topic = topics.rules(rs.tenant)
     with Session(broker, client_id, timeout=timeout) as s:
         code = s.subscribe(topic)

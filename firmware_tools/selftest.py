@@ -143,10 +143,8 @@ def _rdm6300(d: DeviceConfig, wait: float, out: Out) -> Step:
 
 def _scanner(d: DeviceConfig, wait: float, out: Out) -> Step:
     opts = dict(d.options)
-    parser = LineParser(
-        parse_terminator(str(opts.get("terminator", "cr"))), str(opts.get("prefix", "")).encode()
-    )
     terminator = parse_terminator(str(opts.get("terminator", "cr")))
+    parser = LineParser(terminator, str(opts.get("prefix", "")).encode())
     port = open_port(d.port, baudrate=int(opts.get("baudrate", 9600)), timeout=0.05)
     seen = b""  # what the scanner sent, to show a refused line as it was (cleaned)
     out.say(
@@ -436,7 +434,10 @@ def check_disk(cfg: Config) -> Step:
 
 
 def check_heartbeat(cfg: Config, timeout: float) -> Step:
-    key = keys.load_private(cfg.key_file)
+    try:
+        key = keys.load_private(cfg.key_file)
+    except ConfigError as e:  # the key step was skipped (--skip key)
+        return Step("FAIL", "heartbeat", f"cannot sign it: {e}", f"امضا ممکن نیست: {e}")
     with client.outbox(cfg, key) as ob:
         rec = client.heartbeat(ob)
     t0 = time.monotonic()
@@ -487,7 +488,7 @@ def run(
     def skipped(name: str) -> Step:
         return Step("SKIP", name, "skipped (--skip)", "به درخواست رد شد (--skip)")
 
-    done(skipped("key") if "key" in skip else check_key(cfg))
+    key = done(skipped("key") if "key" in skip else check_key(cfg))
     for d in cfg.devices.values():
         done(skipped(d.name) if d.name in skip else check_device(d, wait, out))
     broker = done(skipped("broker") if "broker" in skip else check_broker(cfg, timeout))
@@ -495,13 +496,13 @@ def run(
     done(skipped("disk") if "disk" in skip else check_disk(cfg))
     if "heartbeat" in skip:
         done(skipped("heartbeat"))
-    elif broker.status != "OK":
+    elif key.status == "FAIL" or broker.status != "OK":
         done(
             Step(
                 "SKIP",
                 "heartbeat",
-                "needs the broker step to pass first",
-                "نخست باید مرحلهٔ کارگزار موفق باشد",
+                "needs the key and broker steps to pass first",
+                "نخست باید مرحله‌های کلید و کارگزار موفق باشند",
             )
         )
     else:

@@ -5,7 +5,8 @@ Exit status (the same for every command, docs/provisioning.md):
 
     0  done; every check that ran passed
     1  a check failed, or head office (or the broker) refused
-    2  usage or configuration error: fix the command line or the configuration
+    2  usage or configuration error: fix the command line or the configuration (also a
+       file or directory the command names that cannot be read or written)
     3  head office or the broker did not answer in time: check the network, retry
 """
 

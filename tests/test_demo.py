@@ -6,14 +6,42 @@ doctored inputs so that a disagreement cannot pass unnoticed."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from cloud_broker.local_broker import LocalMosquitto
-from demo.report import member_check, money_checks
+from demo import run as demo_run
+from demo import world
+from demo.report import (
+    OutboxState,
+    member_check,
+    money_checks,
+    outage_check,
+    outbox_check,
+    service_check,
+)
+from demo.shoppers import Cashier, Truth, Visit, make_customers
+from demo.world import DemoError, HeadOffice, StoreTerminal
 from tests.conftest import ROOT
+
+CHECKS = [
+    "every approved sale is in the ledger exactly once",
+    "what the bank terminals charged is what head office booked",
+    "every refund is in the ledger exactly once",
+    "member balances equal the receipts",
+    "every outbox is empty and acknowledged",
+    "`cloud_broker ledger check` passes",
+    "nothing quarantined",
+    "the store that lost its link caught up",
+    "every customer was recognised and served",
+]
 
 
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
@@ -30,17 +58,20 @@ def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
 def test_demo_runs_the_club_and_head_office_agrees_with_the_ground_truth(tmp_path: Path) -> None:
     work = tmp_path / "w"
     res = _demo("--stores", "3", "--customers", "10", "--visits", "4", "--pace", "0.05",
-                "--workdir", str(work))  # fmt: skip
+                "--offline-store", "2", "--workdir", str(work))  # fmt: skip
     out = res.stdout
     assert res.returncode == 0, out[-6000:] + res.stderr[-3000:]
-    assert "loses its link" in out and "OFFLINE" in out  # the outage is visible
+    assert "s2 will lose its link" in out and "s2 loses its link" in out
+    assert "s2 ○ OFFLINE" in out  # the outage is visible
     assert out.count("provisioned: firmware_tools init, enroll, selftest") == 3
-    assert "All 9 checks pass" in out and "✘" not in out
+    assert f"All {len(CHECKS)} checks pass" in out and "✘" not in out
     assert "bad_phone" in out and "۱۱ رقم" in out  # the mistyped number, for the customer
     assert "رسید مشتری" in out and "Points earned" in out  # a receipt in both languages
     assert '"type": "refund"' in out  # a sample of the reconciled stream
     summary = json.loads((work / "summary.json").read_text("utf-8"))
     assert summary["ok"] is True and all(c["ok"] for c in summary["checks"])
+    assert [c["name"] for c in summary["checks"]] == CHECKS
+    assert "40 of 40 visits served" in out
     truth = summary["ground_truth"]
     assert len(truth["sales"]) > 20 and truth["declined"] >= 1 and truth["refunds"]
     charged = sum(h["amount"] for hs in truth["bank_charged"].values() for h in hs)
@@ -58,7 +89,7 @@ def test_demo_runs_the_club_and_head_office_agrees_with_the_ground_truth(tmp_pat
     # everything was kept: configs, device keys, the ledger
     assert (work / "head-office" / "ledger.db").exists()
     assert (work / "stores" / "s1" / "edge.toml").exists()
-    assert summary["stores"][1]["offline_for_part_of_the_run"] is True
+    assert [s["offline_for_part_of_the_run"] for s in summary["stores"]] == [False, True, False]
 
 
 def test_demo_uses_an_existing_broker(tmp_path: Path, broker: LocalMosquitto) -> None:
@@ -67,6 +98,109 @@ def test_demo_uses_an_existing_broker(tmp_path: Path, broker: LocalMosquitto) ->
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
     assert f"{broker.url} (yours)" in res.stdout
     assert "checks pass" in res.stdout
+
+
+def test_a_tiny_run_cuts_the_busiest_store_or_none(tmp_path: Path) -> None:
+    """One customer, two visits: the store they both fall in loses its link (the default
+    store s2 has none); one visit alone is too few for an outage."""
+    res = _demo("--stores", "2", "--customers", "1", "--visits", "2", "--pace", "0",
+                "--workdir", str(tmp_path / "w"))  # fmt: skip
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    summary = json.loads((tmp_path / "w" / "summary.json").read_text("utf-8"))
+    assert [c["name"] for c in summary["checks"]] == CHECKS
+    outage = next(c for c in summary["checks"] if c["name"] == CHECKS[7])
+    cut = next(s["store"] for s in summary["stores"] if s["offline_for_part_of_the_run"])
+    assert outage["ok"] and outage["detail"].startswith(f"{cut}: "), outage
+    assert not outage["detail"].startswith(f"{cut}: 0 records"), outage
+    res = _demo("--stores", "2", "--customers", "1", "--visits", "1", "--pace", "0")
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
+    assert "no outage: too few visits" in res.stdout and "All 8 checks pass" in res.stdout
+    assert CHECKS[7] not in res.stdout and "loses its link" not in res.stdout
+
+
+def test_a_demo_that_fails_during_set_up_stops_what_it_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[Any] = []
+    ho_start, broker_start = HeadOffice.start, LocalMosquitto.start
+
+    def start_ho(self: HeadOffice) -> None:
+        ho_start(self)
+        started.append(self.proc)
+
+    def start_broker(self: LocalMosquitto, timeout: float = 10.0) -> None:
+        broker_start(self, timeout)
+        started.append(self.proc)
+
+    def provision(self: StoreTerminal, ho: HeadOffice) -> None:
+        raise DemoError("the technician's laptop died")
+
+    monkeypatch.setattr(HeadOffice, "start", start_ho)
+    monkeypatch.setattr(LocalMosquitto, "start", start_broker)
+    monkeypatch.setattr(StoreTerminal, "provision", provision)
+    code = demo_run.main(["--customers", "1", "--visits", "1", "--workdir", str(tmp_path / "w")])
+    assert code == 2
+    assert "could not be set up: the technician's laptop died" in capsys.readouterr().out
+    assert len(started) == 2 and all(p.poll() is not None for p in started), started
+
+
+def test_a_service_that_never_says_it_is_ready_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Head office on a broker that is not there keeps retrying and never says "serving"."""
+    procs: list[subprocess.Popen[bytes]] = []
+    popen = subprocess.Popen
+
+    def recording(*a: Any, **k: Any) -> subprocess.Popen[bytes]:
+        p: subprocess.Popen[bytes] = popen(*a, **k)
+        procs.append(p)
+        return p
+
+    monkeypatch.setattr(world.subprocess, "Popen", recording)
+    with pytest.raises(DemoError, match="said nothing in 2 s"):
+        world._spawn(
+            ["cloud_broker", "--ledger", f"sqlite:///{tmp_path}/l.db", "serve", "--broker",
+             "mqtt://127.0.0.1:1"],
+            tmp_path / "serve.log", "serving", "head office", start_timeout=2,
+        )  # fmt: skip
+    assert len(procs) == 1 and procs[0].poll() is not None
+
+
+def test_the_broker_url_is_parsed_as_the_agent_parses_it(tmp_path: Path) -> None:
+    args = demo_run.parse_args(["--broker", "mqtt://127.0.0.1"])  # no port: 1883
+    assert args.broker == "mqtt://127.0.0.1"
+    t = StoreTerminal(tmp_path, 0, args.broker, via_link=True)
+    try:
+        assert t.link is not None and t.link.upstream == ("127.0.0.1", 1883)
+    finally:
+        t.stop()
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--stores", "1"], "--stores must be at least 2"),
+        (["--offline-store", "4"], "--offline-store must be between 1 and --stores (3)"),
+        (["--offline-store", "0"], "--offline-store must be between 1 and --stores (3)"),
+        (["--broker", "mqtts://mq:8883"], "the demo's stores speak plain MQTT"),
+        (["--broker", "mqtt://127.0.0.1:port"], "bad broker URL"),
+        (["--broker", "127.0.0.1:1883"], "expected mqtt://HOST:PORT"),
+    ],
+)
+def test_bad_arguments_are_refused_with_usage(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        demo_run.parse_args(argv)
+    assert e.value.code == 2 and error in capsys.readouterr().err
+
+
+def test_the_offline_store_is_the_busiest_unless_named() -> None:
+    visits: list[Any] = [object()] * 3
+    queues = [visits[:1], visits[:3], visits[:2]]
+    assert demo_run.offline_store(demo_run.parse_args([]), queues) == 1
+    assert demo_run.offline_store(demo_run.parse_args(["--offline-store", "3"]), queues) == 2
+    assert demo_run.offline_store(demo_run.parse_args(["--offline-store", "1"]), queues) is None
 
 
 def test_quotes_demo_prints_bilingual_quotes_and_succeeds() -> None:
@@ -88,6 +222,60 @@ def test_quotes_demo_prints_bilingual_quotes_and_succeeds() -> None:
 def test_a_bad_argument_is_refused_with_usage() -> None:
     res = _demo("--stores", "1")
     assert res.returncode == 2 and "--stores must be at least 2" in res.stderr
+
+
+class _DeadLine:
+    """A terminal whose answers break off half-way: what http.client raises then is no
+    OSError."""
+
+    store, device = "s1", "pos-1"
+
+    def api(self, *_a: Any, **_k: Any) -> tuple[int, dict[str, Any]]:
+        raise http.client.IncompleteRead(b'{"sess', 40)
+
+
+def test_a_cashier_reports_any_failure_and_serves_the_rest_of_the_queue() -> None:
+    customers = make_customers(3, random.Random(1))
+    visits = [Visit(c, [{"sku": "X", "category": "grocery", "qty": 1, "unit_price": 10}])
+              for c in customers]  # fmt: skip
+    truth = Truth()
+    seen: list[int] = []
+    cashier = Cashier(_DeadLine(), visits, truth, 0, lambda _t, done, _n: seen.append(done))  # type: ignore[arg-type]
+    cashier.run()
+    assert seen == [1, 2, 3] and truth.served == 3
+    assert len(truth.errors) == 3 and "IncompleteRead" in truth.errors[0]
+    assert not service_check(truth, 3).ok
+
+
+def test_service_check_counts_the_visits() -> None:
+    truth = Truth()
+    truth.served, truth.declined = 4, 1
+    truth.sales = [{}] * 3
+    assert service_check(truth, 4).ok
+    short = service_check(truth, 5)  # a cashier stopped before the end of the queue
+    assert not short.ok and short.detail.startswith("4 of 5 visits served (3 sales, 1 declined)")
+
+
+def _state(depth: int = 0, last: int = 7, applied: int = 7, unknown: int = 0) -> OutboxState:
+    return OutboxState("s2", depth, last, applied, unknown)
+
+
+def test_outbox_and_outage_checks_hold_the_cut_store_to_its_numbers() -> None:
+    assert outbox_check([_state(), _state()]).ok
+    assert not outbox_check([_state(), _state(depth=1)]).ok
+    assert not outbox_check([_state(unknown=1)]).ok
+    assert not outbox_check([_state(), "the agent of s3 did not answer (refused)"]).ok
+    late = outbox_check([_state()], gave_up_after=120)
+    assert not late.ok and late.detail.startswith("head office had not caught up after 120 s")
+
+    ok = outage_check("s2", 3, _state())
+    assert ok.ok and ok.detail == (
+        "s2: 3 records made offline are at head office; outbox 0, last seq 7, applied through 7"
+    )
+    assert not outage_check("s2", 0, _state()).ok  # it never sold offline
+    assert not outage_check("s2", 3, _state(depth=2, applied=5)).ok  # not caught up
+    assert not outage_check("s2", 3, _state(applied=6)).ok
+    assert not outage_check("s2", 3, "the agent of s2 did not answer (refused)").ok
 
 
 SALES = [("pos-1", 2, 1_000_000, 1), ("pos-1", 3, 0, None), ("pos-2", 1, 500_000, 1)]

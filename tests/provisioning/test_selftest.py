@@ -10,12 +10,12 @@ import unicodedata
 from pathlib import Path
 
 from cloud_broker.local_broker import LocalMosquitto
+from edge.config import load
 from edge.protocol import keys
 from hw_sim.device import SimDevice
 from hw_sim.pn532 import PN532Sim
 from hw_sim.scanner import ScannerSim
 from hw_sim.transport import PtyServer
-from tests.conftest import RULES_PATH
 from tests.provisioning.world import run
 
 
@@ -83,17 +83,19 @@ HOSTILE = (
 
 
 def test_device_strings_are_shown_cleaned(tmp_path: Path) -> None:
-    hostile, sneaky = ScannerSim(), ScannerSim()
+    hostile, sneaky, long = ScannerSim(), ScannerSim(), ScannerSim()
     servers = [
         PtyServer(hostile, tmp_path / "tty-qr1").start(),
         PtyServer(sneaky, tmp_path / "tty-qr2").start(),
+        PtyServer(long, tmp_path / "tty-qr3").start(),
     ]
     stop = threading.Event()
 
     def scanning() -> None:
         while not stop.wait(0.1):
             hostile.scan(HOSTILE)  # refused by the driver (C0 controls): shown why, cleaned
-            sneaky.scan("LC1:\u009b2J\u202eOK\u009d0;x\u009c" + "B" * 300)  # C1, bidi: accepted
+            sneaky.scan("LC1:\u009b2J\u202eOK\u009d0;x\u009c" + "B" * 300)  # C1, bidi: refused
+            long.scan("LC1:OK" + "C" * 300)  # accepted, shown capped
 
     threading.Thread(target=scanning, daemon=True).start()
     try:
@@ -101,6 +103,7 @@ def test_device_strings_are_shown_cleaned(tmp_path: Path) -> None:
             tmp_path,
             "--attach", f"qr1:card:scanner:{tmp_path}/tty-qr1",
             "--attach", f"qr2:card:scanner:{tmp_path}/tty-qr2",
+            "--attach", f"qr3:card:scanner:{tmp_path}/tty-qr3",
         )  # fmt: skip
         code, out = _selftest(tmp_path, config, "--wait", "5")
     finally:
@@ -116,9 +119,12 @@ def test_device_strings_are_shown_cleaned(tmp_path: Path) -> None:
     assert "[2J" not in out and "[31m" not in out and "]0;" not in out
     line = re.search(r"^FAIL qr1: .*$", out, re.M)
     assert line is not None, out
-    assert "(control characters in scan): LC1:PWNEDgnp.exeAAA" in line[0]
+    assert "(control or formatting characters in scan): LC1:PWNEDgnp.exeAAA" in line[0]
     assert len(line[0]) < 200  # the device's string is capped
-    ok = re.search(r"^OK   qr2: scanned on \S+: LC1:OKBBB+…$", out, re.M)
+    line = re.search(r"^FAIL qr2: .*$", out, re.M)
+    assert line is not None, out
+    assert "(control or formatting characters in scan): LC1:OKBBB" in line[0]
+    ok = re.search(r"^OK   qr3: scanned on \S+: LC1:OKCCC+…$", out, re.M)
     assert ok is not None, out
     assert len(ok[0].split(": ", 2)[2]) <= 64
 
@@ -158,5 +164,55 @@ def test_usage_and_configuration_errors_exit_2(tmp_path: Path) -> None:
         "--attach", "x:card:nosuch:/dev/null", cwd=tmp_path,
     )  # fmt: skip
     assert r.returncode == 2 and "unknown card driver 'nosuch'" in r.stderr
-    assert not (tmp_path / "other" / "device.key").exists() and not other.exists()
-    assert RULES_PATH.exists()
+    assert not (tmp_path / "other").exists()  # refused before anything was written
+
+
+def _files(where: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(where.iterdir()) if p.is_file()}
+
+
+def test_a_refused_init_force_changes_nothing(tmp_path: Path) -> None:
+    config = _init(tmp_path)
+    before = _files(config.parent)
+    other = keys.generate(tmp_path / "other.key")
+    (tmp_path / "other.pem").write_text(keys.public_pem(other))
+
+    def init(where: Path, listen: str, *extra: str) -> tuple[int, str]:
+        r = run(
+            "firmware_tools", "init", "--config", str(where), "--tenant", "hypershahr",
+            "--store", "s1", "--device", "pos-7", "--rules-key", str(tmp_path / "other.pem"),
+            "--pos-listen", listen, *extra, cwd=tmp_path,
+        )  # fmt: skip
+        return r.returncode, r.stderr
+
+    # the agent would refuse the new configuration: the pinned rules key, the configuration
+    # and the key stay as they were, and nothing new is left beside them
+    code, err = init(config, "bogus", "--force")
+    assert code == 2 and "pos_api.listen" in err, err
+    assert _files(config.parent) == before
+    # the same into a fresh directory leaves no key, no copied files, no configuration
+    fresh = tmp_path / "fresh" / "edge.toml"
+    code, err = init(fresh, "bogus")
+    assert code == 2 and "pos_api.listen" in err, err
+    assert _files(fresh.parent) == {}
+    # accepted, the new rules key replaces the pinned one; the device key is kept
+    code, err = init(config, "127.0.0.1:0", "--force")
+    assert code == 0, err
+    after = _files(config.parent)
+    assert sorted(after) == sorted(before)
+    assert after["rules.pub.pem"] == keys.public_pem(other).encode()
+    assert after["device.key"] == before["device.key"]
+    assert load(config).rules_key_file == config.parent / "rules.pub.pem"
+
+
+def test_a_failed_key_step_skips_the_heartbeat_and_still_sums_up(
+    tmp_path: Path, broker: LocalMosquitto
+) -> None:
+    config = _init(tmp_path, "--broker", broker.url)
+    (config.parent / "device.key").chmod(0o644)  # readable by others: the key step fails
+    code, out = _selftest(tmp_path, config, "--wait", "0")
+    assert code == 1, out
+    assert re.search(r"^FAIL key: .*readable by others", out, re.M), out
+    assert re.search(r"^OK   broker: ", out, re.M), out
+    assert re.search(r"^SKIP heartbeat: needs the key and broker steps to pass first", out, re.M)
+    assert "selftest: 3 OK, 1 FAIL, 1 SKIP" in out
