@@ -161,7 +161,7 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             stats[name] = int(tx.one(sql)[0])
         return out, stats
 
-    return db.run(run)
+    return db.run(run, write=False)
 
 
 def _zero(tx: Tx) -> str:

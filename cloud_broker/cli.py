@@ -45,22 +45,38 @@ from firmware_tools import enrollment
 log = logging.getLogger("cloud_broker")
 
 
-def load_rules(path: str | None) -> RuleSet:
-    if path is None:
-        text = resources.files("edge.data").joinpath("rules.json").read_text("utf-8")
-    else:
-        text = Path(path).read_text("utf-8")
+def _read(path: str, what: str) -> bytes:
     try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise ConfigError(what, f"cannot read {path}: {e.strerror or e}") from None
+
+
+def load_rules(path: str | None) -> RuleSet:
+    try:
+        if path is None:
+            text = resources.files("edge.data").joinpath("rules.json").read_text("utf-8")
+        else:
+            text = _read(path, "rules").decode("utf-8")
         return compile_rules(json.loads(text))
-    except (ValueError, CoreError) as e:
+    except (ValueError, CoreError) as e:  # UnicodeDecodeError and JSONDecodeError too
         raise ConfigError("rules", str(e)) from e
 
 
-def _db(args: argparse.Namespace) -> Database:
-    url = args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db"
+def _ledger_url(args: argparse.Namespace) -> str:
+    """--ledger, $LOYALTY_LEDGER or the default; a SQLite file's folder is created."""
+    url: str = args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db"
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    db = Database(url)
+        folder = Path(url[len("sqlite:///") :]).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError("ledger", f"cannot create {folder}: {e.strerror or e}") from None
+    return url
+
+
+def _db(args: argparse.Namespace) -> Database:
+    db = Database(_ledger_url(args))
     db.migrate(MIGRATIONS)
     return db
 
@@ -78,15 +94,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         broker=BrokerConfig.from_url(
             args.broker, ca_file=args.ca, cert_file=args.cert, key_file=args.key
         ),
-        ledger_url=args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db",
+        ledger_url=_ledger_url(args),
         client_id=args.client_id,
         share_group=args.share_group,
         batch_max=args.batch,
         verify_threads=args.verify_threads,
         screen_workers=args.screen_workers,
     )
-    if cfg.ledger_url.startswith("sqlite:///"):
-        Path(cfg.ledger_url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     svc = Service(cfg, rs)
     signal.signal(signal.SIGTERM, lambda *_a: svc.stop())
     signal.signal(signal.SIGINT, lambda *_a: svc.stop())
@@ -120,7 +134,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
     elif args.action == "register":
         if not (args.device and args.tenant and args.store and args.pem):
             raise ConfigError("devices register", "needs --device --tenant --store --pem")
-        key = public_from_pem(Path(args.pem).read_bytes())
+        key = public_from_pem(_read(args.pem, "pem"))
         registry.register(db, args.device, args.tenant, args.store, public_raw(key))
         print(f"registered {args.device} ({args.tenant}/{args.store})")
     elif args.action == "revoke":

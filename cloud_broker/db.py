@@ -4,8 +4,14 @@ One small adapter so the ledger code is written once:
 
 * SQL is written with ``?`` placeholders; for PostgreSQL they become ``%s``;
 * :meth:`Database.run` runs a function in one transaction and retries it on PostgreSQL
-  deadlocks and serialization failures (with back-off), so callers write plain code;
+  deadlocks, serialization failures and lost connections (reconnecting, with back-off), so
+  callers write plain code;
 * SQLite transactions are ``BEGIN IMMEDIATE`` (one writer at a time, no upgrade deadlock);
+  read-only ones (``run(fn, write=False)``, :meth:`Database.read`) are plain deferred
+  ``BEGIN``: a consistent snapshot that takes no write lock, so reads never wait for the
+  reconciler's commits;
+* one connection per :class:`Database`, used by one transaction at a time (a lock), so
+  threads may share it;
 * migrations are SQL templates with ``{id}``, ``{blob}`` and ``{bigint}`` tokens, applied
   in order and recorded in ``schema_migrations`` on both engines.
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -101,6 +108,13 @@ class Tx:
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.execute(sql, params).fetchall()
 
+    def serialize(self, name: str) -> None:
+        """Hold a lock named ``name`` until the end of the transaction (PostgreSQL; SQLite's
+        write lock already serializes writers), for a check-then-insert that no unique
+        constraint can express."""
+        if self._pg:
+            self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
     def lock(self, table: str, key_col: str, keys: Sequence[str]) -> None:
         """Row locks in key order (PostgreSQL); SQLite's write lock already covers it."""
         if self._pg and keys:
@@ -113,6 +127,10 @@ class Tx:
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
+        self._lock = threading.RLock()
+        self._psycopg: Any = None
+        # the driver's exceptions: what a caller may retry (bad input raises others)
+        self.errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         if url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             path = url[len("sqlite:///") :]
@@ -133,6 +151,8 @@ class Database:
                 raise ConfigError(
                     "ledger", "PostgreSQL needs psycopg: pip install 'edge-loyalty[postgres]'"
                 ) from None
+            self._psycopg = psycopg
+            self.errors = (psycopg.Error,)
             try:
                 self._conn = psycopg.connect(url, autocommit=True)
             except psycopg.Error as e:
@@ -143,38 +163,56 @@ class Database:
     def close(self) -> None:
         self._conn.close()
 
-    def run(self, fn: Callable[[Tx], T], retries: int = 8) -> T:
-        """Run ``fn`` in one transaction; retry on PostgreSQL deadlock/serialization."""
+    def run(self, fn: Callable[[Tx], T], retries: int = 8, *, write: bool = True) -> T:
+        """Run ``fn`` in one transaction (``write=False``: it only reads); retry on
+        PostgreSQL deadlock, serialization failure or a lost connection (reconnecting)."""
         attempt = 0
         while True:
             try:
-                return self._once(fn)
+                with self._lock:
+                    if self._psycopg is not None and self._conn.closed:
+                        log.warning("reconnecting to %s", redact(self.url))
+                        self._conn = self._psycopg.connect(self.url, autocommit=True)
+                    return self._once(fn, write)
             except Exception as e:
-                code = getattr(e, "sqlstate", None)
-                if self.dialect != "postgresql" or code not in _PG_RETRY or attempt >= retries:
+                if not self._retryable(e) or attempt >= retries:
                     raise
                 attempt += 1
                 delay = min(1.0, 0.005 * 2**attempt) * (0.5 + random.random())  # noqa: S311
-                log.info("transaction retried after %s (attempt %d)", code, attempt)
+                log.info(
+                    "transaction retried after %s (attempt %d)",
+                    getattr(e, "sqlstate", None) or type(e).__name__,
+                    attempt,
+                )
                 time.sleep(delay)
 
-    def _once(self, fn: Callable[[Tx], T]) -> T:
+    def _retryable(self, e: Exception) -> bool:
+        if self._psycopg is None:
+            return False
+        # OperationalError: the connection was lost (or the server shut it down) as well
+        # as deadlocks and serialization failures
+        return getattr(e, "sqlstate", None) in _PG_RETRY or isinstance(
+            e, self._psycopg.OperationalError
+        )
+
+    def _once(self, fn: Callable[[Tx], T], write: bool) -> T:
         c = self._conn
         if self.dialect == "sqlite":
-            c.execute("BEGIN IMMEDIATE")
+            c.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 out = fn(Tx(c, "sqlite"))
                 c.execute("COMMIT")
             except BaseException:
-                c.execute("ROLLBACK")
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
                 raise
             return out
         with c.transaction():
             return fn(Tx(c, "postgresql"))
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        """A read outside any explicit transaction."""
-        return self.run(lambda tx: tx.all(sql, params))
+        """One query in a read-only transaction."""
+        return self.run(lambda tx: tx.all(sql, params), write=False)
 
     def migrate(self, migrations: Sequence[str]) -> int:
         """Apply the migrations not applied yet; returns the schema version."""

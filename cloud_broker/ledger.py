@@ -26,6 +26,7 @@ writes them back in :meth:`Books.flush`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,14 @@ class Lot:
     new: tuple[Any, ...] | None = None  # the INSERT row while not written yet
 
 
+_LOT_COLUMNS = "id, kind, remaining, expires_day, device, seq"
+
+
+def _lot(r: Sequence[Any]) -> Lot:
+    """A lot from a row of :data:`_LOT_COLUMNS`."""
+    return Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5])
+
+
 @dataclass(slots=True)
 class MemberState:
     member: str
@@ -73,7 +82,7 @@ class MemberState:
     birthday_claimed: int
     version: int
     device_seqs: dict[str, int]
-    lots: list[Lot] | None = None  # loaded on first use
+    lots: list[Lot] = field(default_factory=list)  # those with points left, and the overdraft
     spend_delta: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
 
@@ -133,41 +142,30 @@ class Books:
                     int(row[7]),
                     int(row[8]),
                     json.loads(row[9]),
-                    lots=[],
                 )
             for r in self.tx.all(
-                "SELECT id, kind, remaining, expires_day, device, seq, member "
-                f"FROM lots WHERE member IN ({marks(len(part))}) AND "
-                "(remaining != 0 OR kind = 'overdraft') ORDER BY id",
+                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
+                f"({marks(len(part))}) AND (remaining != 0 OR kind = 'overdraft') ORDER BY id",
                 part,
             ):
-                lots = self.members[r[6]].lots
-                assert lots is not None
-                lots.append(Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]))
+                self.members[r[6]].lots.append(_lot(r))
 
     def member(self, m: str) -> MemberState:
         return self.members[m]
 
-    def _lots(self, ms: MemberState) -> list[Lot]:
-        if ms.lots is None:
-            rows = self.tx.all(
-                "SELECT id, kind, remaining, expires_day, device, seq FROM lots "
-                "WHERE member = ? AND (remaining != 0 OR kind = 'overdraft') "
-                "ORDER BY id",
-                (ms.member,),
-            )
-            ms.lots = [Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5]) for r in rows]
-        return ms.lots
-
-    def _lot_by_id(self, ms: MemberState, lot_id: int) -> Lot:
-        for lot in self._lots(ms):
+    def _lot_by_id(self, ms: MemberState, lot_id: int) -> Lot | None:
+        """The member's lot ``lot_id`` (an emptied one is read again); None if it is not
+        theirs."""
+        for lot in ms.lots:
             if lot.id == lot_id:
                 return lot
         r = self.tx.one(
-            "SELECT id, kind, remaining, expires_day, device, seq FROM lots WHERE id = ?", (lot_id,)
+            f"SELECT {_LOT_COLUMNS} FROM lots WHERE id = ? AND member = ?", (lot_id, ms.member)
         )
-        lot = Lot(int(r[0]), r[1], int(r[2]), r[3], r[4], r[5])
-        self._lots(ms).append(lot)
+        if r is None:
+            return None
+        lot = _lot(r)
+        ms.lots.append(lot)
         return lot
 
     def _new_lot(
@@ -191,11 +189,11 @@ class Books:
             seq,
             new=(lid, ms.member, jid, device, seq, kind, points, day, expires),
         )
-        self._lots(ms).append(lot)
+        ms.lots.append(lot)
         return lot
 
     def _overdraft(self, ms: MemberState, jid: int, day: int) -> Lot:
-        for lot in self._lots(ms):
+        for lot in ms.lots:
             if lot.kind == "overdraft":
                 return lot
         return self._new_lot(ms, jid, "overdraft", 0, day, None, None)
@@ -255,7 +253,7 @@ class Books:
         if points <= 0:
             return
         rest = points
-        od = next((lot for lot in self._lots(ms) if lot.kind == "overdraft"), None)
+        od = next((lot for lot in ms.lots if lot.kind == "overdraft"), None)
         if od is not None and od.remaining < 0:
             fill = min(rest, -od.remaining)
             self._move(jid, od, fill)
@@ -292,7 +290,7 @@ class Books:
         if points <= 0:
             return
         need = points
-        lots = self._lots(ms)
+        lots = ms.lots
         order = [
             lot
             for lot in lots
@@ -370,8 +368,9 @@ class Books:
                     break
                 room = drawn - back.get(lot_id, 0)
                 give = min(left, room)
-                if give > 0:
-                    self._move(jid, self._lot_by_id(ms, lot_id), give, ref=orig_jid)
+                target = self._lot_by_id(ms, lot_id) if give > 0 else None
+                if target is not None:
+                    self._move(jid, target, give, ref=orig_jid)
                     back[lot_id] = back.get(lot_id, 0) + give
                     left -= give
         if left:
@@ -456,7 +455,7 @@ class Books:
         )
         new_lots = []
         for ms in self.members.values():
-            for lot in ms.lots or ():
+            for lot in ms.lots:
                 if lot.new is not None:
                     new_lots.append((*lot.new[:6], lot.new[6], lot.remaining, *lot.new[7:]))
                     lot.new = None
@@ -475,10 +474,7 @@ class Books:
             self.moves,
         )
         lots = [
-            (lot.remaining, lot.id)
-            for ms in self.members.values()
-            for lot in ms.lots or ()
-            if lot.dirty
+            (lot.remaining, lot.id) for ms in self.members.values() for lot in ms.lots if lot.dirty
         ]
         tx.executemany("UPDATE lots SET remaining = ? WHERE id = ?", lots)
         dirty = [ms for ms in self.members.values() if ms.dirty]
@@ -528,7 +524,7 @@ class Books:
         self.moves.clear()
         self.alerts.clear()
         for ms in self.members.values():
-            for lot in ms.lots or ():
+            for lot in ms.lots:
                 lot.dirty = False
         return changed
 
@@ -552,7 +548,7 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
             ms = books.member(m)
             due = [
                 lot
-                for lot in books._lots(ms)
+                for lot in ms.lots
                 if lot.kind != "overdraft"
                 and lot.remaining > 0
                 and lot.expires_day is not None

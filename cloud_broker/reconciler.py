@@ -11,7 +11,8 @@
    duplicate (acked again, not applied); the same (device, seq) with another hash is a
    security event; the next seq is applied if its ``prev`` is the last applied hash (else
    a broken chain: quarantine and security event); a later seq is held and the gap is
-   requested; held records are applied as soon as the gap closes.
+   requested; held records are applied as soon as the gap closes.  A revoked device's
+   records after its ``revoked_after_seq`` are refused, held ones included.
 
 Idempotency and ordering live in the database: ``records`` has primary key (device, seq)
 and a unique hash, and each device's ``applied_through``/``last_hash`` row is locked while
@@ -30,7 +31,7 @@ from typing import Any
 from cloud_broker import ledger
 from cloud_broker.db import Database, Tx
 from cloud_broker.ledger import Books, MemberState, s_acct, st_acct
-from cloud_broker.registry import DeviceInfo, RegistryCache
+from cloud_broker.registry import DeviceInfo, RegistryCache, last_accepted
 from edge.core import record as R
 from edge.core.dates import format_timestamp
 from edge.core.ruleset import RuleSet
@@ -83,6 +84,22 @@ class _Refused:
 class Screened:
     verified: list[_Verified]
     refused: list[_Refused]
+
+    def of(self, msg: Incoming) -> Screened:
+        """The part of this batch that is about ``msg``."""
+        return Screened(
+            [v for v in self.verified if v.msg is msg], [r for r in self.refused if r.msg is msg]
+        )
+
+
+@dataclass(slots=True)
+class _Held:
+    """A record waiting behind a gap; ``raw``/``payload`` are loaded only when the batch
+    can close the gap (they were verified when the record was held)."""
+
+    hash: bytes
+    raw: bytes | None = None
+    payload: dict[int, Any] | None = None
 
 
 def local_day(payload: dict[int, Any]) -> int:
@@ -215,7 +232,10 @@ class _Apply:
         self.stream: list[tuple[str, str, bytes]] = []
         self.quarantine: list[tuple[Any, ...]] = []
         self.security: list[tuple[Any, ...]] = []
-        self.in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str]] = {}
+        # (device, seq) -> (hash, journal id, member, day, store, tenant) of records applied
+        self.in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str, str]] = {}
+        self.cutoff: dict[str, int | None] = {}  # device -> last seq accepted (None: any)
+        self.home: dict[str, tuple[str, str]] = {}  # device -> its registered tenant, store
         self.today = (now // 1000 + rc.utc_offset_min * 60) // 86400
 
     def refuse(
@@ -242,32 +262,29 @@ class _Apply:
             by_device.setdefault(v.rec.device, []).append(v)
         devices = sorted(by_device)
         tx.lock("devices", "device", devices)
-        state: dict[str, list[Any]] = {}
-        held: dict[str, dict[int, tuple[bytes, bytes]]] = {}
+        state: dict[str, tuple[int, bytes]] = {}
+        held: dict[str, dict[int, _Held]] = {}
         members: dict[str, set[str]] = {}
         for d in devices:
             row = tx.one(
-                "SELECT status, revoked_after_seq, applied_through, last_hash, tenant "
+                "SELECT status, revoked_after_seq, applied_through, last_hash, tenant, store "
                 "FROM devices WHERE device = ?",
                 (d,),
             )
-            state[d] = [row[0], row[1], int(row[2]), bytes(row[3]) if row[3] else R.ZERO_HASH]
-            held[d] = {
-                int(s): (bytes(h), bytes(raw))
-                for s, h, raw in tx.all(
-                    "SELECT seq, hash, raw FROM held WHERE device = ? AND seq > ? ORDER BY seq "
-                    "LIMIT ?",
-                    (d, state[d][2], MAX_DRAIN),
-                )
-            }
-            tenant = row[4]
-            self.out.tenants[d] = str(tenant)
-            for v in by_device[d]:
-                m = self.member_of(v.rec.payload)
-                if m:
-                    members.setdefault(tenant, set()).add(m)
-            for _h, raw in held[d].values():
-                m = self.member_of(parse(raw).payload)
+            applied = int(row[2])
+            cutoff = self.cutoff[d] = last_accepted(row[0], row[1])
+            tenant = self.out.tenants[d] = str(row[4])
+            self.home[d] = (tenant, str(row[5]))
+            state[d] = (applied, bytes(row[3]) if row[3] else R.ZERO_HASH)
+            if cutoff is not None:
+                self.purge_revoked(d, cutoff)
+            held[d] = self.load_held(d, applied, {v.rec.seq for v in by_device[d]})
+            payloads = [
+                v.rec.payload for v in by_device[d] if cutoff is None or v.rec.seq <= cutoff
+            ]
+            payloads += [h.payload for h in held[d].values() if h.payload is not None]
+            for p in payloads:
+                m = self.member_of(p)
                 if m:
                     members.setdefault(tenant, set()).add(m)
         for tenant in sorted(members):
@@ -294,25 +311,94 @@ class _Apply:
         self.out.stream = len(self.stream)
         return self.out
 
+    # -- held records -------------------------------------------------------------------
+
+    def load_held(self, d: str, applied: int, incoming: set[int]) -> dict[int, _Held]:
+        """The device's held records (seq and hash only); raw and payload too for those
+        this batch can apply, i.e. the run of seqs from ``applied + 1`` that the batch
+        and the held records cover together."""
+        tx = self.tx
+        held = {
+            int(s): _Held(bytes(h))
+            for s, h in tx.all(
+                "SELECT seq, hash FROM held WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (d, applied, MAX_DRAIN),
+            )
+        }
+        end = applied + 1
+        while end in incoming or end in held:
+            end += 1
+        cutoff = self.cutoff[d]
+        if cutoff is not None:
+            end = min(end, cutoff + 1)
+        if not any(s < end for s in held):
+            return held
+        for s, h, r in tx.all(
+            "SELECT seq, hash, raw FROM held WHERE device = ? AND seq > ? AND seq < ?",
+            (d, applied, end),
+        ):
+            seq, raw = int(s), bytes(r)
+            try:
+                payload = parse(raw).payload  # verified when it was held
+            except ProtocolError as e:  # held under an older, laxer schema
+                held.pop(seq, None)
+                tx.execute("DELETE FROM held WHERE device = ? AND seq = ?", (d, seq))
+                tenant, store = self.home[d]
+                self.refuse(
+                    Incoming(topics.records(tenant, store, d), raw),
+                    d,
+                    seq,
+                    e.code,
+                    describe(e),
+                    False,
+                )
+                continue
+            held[seq] = _Held(bytes(h), raw, payload)
+        return held
+
+    def purge_revoked(self, d: str, cutoff: int) -> None:
+        """Quarantine a revoked device's held records after its cutoff: they never apply."""
+        tx = self.tx
+        n = int(tx.one("SELECT COUNT(*) FROM held WHERE device = ? AND seq > ?", (d, cutoff))[0])
+        if not n:
+            return
+        tenant, store = self.home[d]
+        reason = _revoked_reason(d, cutoff)
+        tx.execute(
+            "INSERT INTO quarantine (received_at, topic, device, seq, code, reason, raw) "
+            "SELECT ?, ?, device, seq, 'revoked', ?, raw FROM held WHERE device = ? AND seq > ? "
+            "ORDER BY seq",
+            (self.now, topics.records(tenant, store, d), reason, d, cutoff),
+        )
+        tx.execute(
+            "INSERT INTO security_events (at, device, seq, kind, detail) "
+            "SELECT ?, device, seq, 'revoked', ? FROM held WHERE device = ? AND seq > ? "
+            "ORDER BY seq",
+            (self.now, reason, d, cutoff),
+        )
+        tx.execute("DELETE FROM held WHERE device = ? AND seq > ?", (d, cutoff))
+        self.out.quarantined += n
+        log.warning("quarantined %d held records of %s: %s", n, d, reason)
+
+    def revoked(self, msg: Incoming, d: str, seq: int) -> bool:
+        """Refuse (and report) a record of a revoked device signed after its cutoff."""
+        cutoff = self.cutoff.get(d)
+        if cutoff is None or seq <= cutoff:
+            return False
+        self.refuse(msg, d, seq, "revoked", _revoked_reason(d, cutoff), True)
+        return True
+
     # -- per device ---------------------------------------------------------------------
 
     def device(
-        self, d: str, items: list[_Verified], st: list[Any], held: dict[int, tuple[bytes, bytes]]
+        self, d: str, items: list[_Verified], st: tuple[int, bytes], held: dict[int, _Held]
     ) -> None:
-        status, revoked_after, applied, last_hash = st
+        applied, last_hash = st
         tx = self.tx
         for v in items:
             rec = v.rec
             seq = rec.seq
-            if status != "active" and (revoked_after is None or seq > revoked_after):
-                self.refuse(
-                    v.msg,
-                    d,
-                    seq,
-                    "revoked",
-                    f"device {d} is revoked; seq {seq} was signed after {revoked_after}",
-                    True,
-                )
+            if self.revoked(v.msg, d, seq):
                 continue
             if seq <= applied:
                 known = self.in_batch.get((d, seq))
@@ -332,7 +418,7 @@ class _Apply:
                 continue
             if seq > applied + 1:
                 old = held.get(seq)
-                if old is not None and old[0] != rec.hash:
+                if old is not None and old.hash != rec.hash:
                     self.refuse(
                         v.msg,
                         d,
@@ -347,7 +433,7 @@ class _Apply:
                         "(?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING",
                         (d, seq, rec.hash, self.now, rec.raw),
                     )
-                    held[seq] = (rec.hash, rec.raw)
+                    held[seq] = _Held(rec.hash, rec.raw, rec.payload)
                     self.out.held += 1
                 continue
             ok = self.apply(v.msg, rec, last_hash)
@@ -369,22 +455,24 @@ class _Apply:
             self.out.gaps[d] = (applied + 1, min(later) - 1)
 
     def drain(
-        self, d: str, applied: int, last_hash: bytes, held: dict[int, tuple[bytes, bytes]]
+        self, d: str, applied: int, last_hash: bytes, held: dict[int, _Held]
     ) -> tuple[int, bytes]:
         while applied + 1 in held:
-            h, raw = held.pop(applied + 1)
-            rec = Record(raw, h, parse(raw).payload)  # verified when it was held
-            ok = self.apply(
-                Incoming(topics.records(rec.payload[R.K_TENANT], rec.payload[R.K_STORE], d), raw),
-                rec,
-                last_hash,
-            )
-            # Applied, or quarantined for a broken chain: either way it leaves `held`,
-            # so it is neither retried on every batch nor mistaken for a pending gap.
+            h = held[applied + 1]
+            if h.raw is None or h.payload is None:
+                # not loaded by load_held (cannot happen): it stays held for the next batch
+                log.error("%s seq %d is held but was not loaded", d, applied + 1)
+                break
+            del held[applied + 1]
+            rec = Record(h.raw, h.hash, h.payload)
+            tenant, store = self.home[d]
+            ok = self.apply(Incoming(topics.records(tenant, store, d), h.raw), rec, last_hash)
+            # Applied, or quarantined (a broken chain, a revoked device): either way it leaves
+            # `held`, so it is neither retried on every batch nor mistaken for a pending gap.
             self.tx.execute("DELETE FROM held WHERE device = ? AND seq = ?", (d, rec.seq))
             if not ok:
                 break
-            applied, last_hash = rec.seq, h
+            applied, last_hash = rec.seq, h.hash
         return applied, last_hash
 
     def _stored_hash(self, d: str, seq: int) -> bytes | None:
@@ -403,8 +491,12 @@ class _Apply:
         return str(row[0]) if row else f"card:{m[1]}"
 
     def apply(self, msg: Incoming, rec: Record, last_hash: bytes) -> bool:
+        """Apply the device's next record; False if it was quarantined instead.  Every
+        record passes here, from the batch or from ``held``."""
         p = rec.payload
         d, seq = rec.device, rec.seq
+        if self.revoked(msg, d, seq):
+            return False
         if rec.prev != last_hash:
             self.refuse(
                 msg,
@@ -450,7 +542,7 @@ class _Apply:
                 rec.raw,
             )
         )
-        self.in_batch[(d, seq)] = (rec.hash, jid, member, day, store)
+        self.in_batch[(d, seq)] = (rec.hash, jid, member, day, store, tenant)
         self.out.applied += 1
         self.stream.append((tenant, store, self.stream_body(rec, member, ms, jid)))
         return True
@@ -505,35 +597,42 @@ class _Apply:
                 seq,
             )
 
-    def _orig(self, p: dict[int, Any]) -> tuple[int | None, int | None, str | None]:
-        """(journal id, local day, store) of the sale a refund refers to, if applied."""
+    def _orig(
+        self, p: dict[int, Any], member: str | None
+    ) -> tuple[int | None, int | None, str | None]:
+        """(journal id, local day, store) of the sale a refund refers to, if head office
+        applied it with that hash, for the same member and tenant; Nones otherwise (points
+        must never go back to another member's lots)."""
         o = p[R.K_ORIG]
         key = (o[0], o[1])
+        tenant = p[R.K_TENANT]
         hit = self.in_batch.get(key)
         if hit is not None:
-            return (hit[1], hit[3], hit[4]) if hit[0] == o[2] else (None, None, None)
+            h, jid, m, day, store, t = hit
+            return (jid, day, store) if (h, m, t) == (o[2], member, tenant) else (None, None, None)
         row = self.tx.one(
-            "SELECT hash, journal_id, device_time, store FROM records WHERE device = ? AND seq = ?",
+            "SELECT hash, journal_id, store, member, tenant FROM records WHERE device = ? "
+            "AND seq = ?",
             key,
         )
-        if row is None or bytes(row[0]) != o[2]:
+        if row is None or (bytes(row[0]), row[3], row[4]) != (o[2], member, tenant):
             return None, None, None
         jrow = self.tx.one("SELECT day FROM journals WHERE id = ?", (row[1],))
-        return int(row[1]), int(jrow[0]), str(row[3])
+        return int(row[1]), int(jrow[0]), str(row[2])
 
     def refund(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
         reversed_, returned = p[R.K_POINTS][0], p[R.K_POINTS][1]
         w_returned, cb_reversed = p[R.K_WALLET][0], p[R.K_WALLET][1]
-        orig_jid, orig_day, orig_store = self._orig(p)
+        orig_jid, orig_day, orig_store = self._orig(p, ms.member if ms else None)
         o = p[R.K_ORIG]
         if orig_jid is None:
             self.books.alert(
                 "warning",
                 "refund_without_sale",
-                f"refund of {o[0]} seq {o[1]} "
-                "which head office has not applied (or whose hash differs)",
+                f"refund of {o[0]} seq {o[1]} which head office has not applied "
+                "(or whose hash, member or tenant differs)",
                 ms.member if ms else None,
                 d,
                 seq,
@@ -555,7 +654,7 @@ class _Apply:
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
         extra = p.get(R.K_EXTRA, {})
-        points, wallet = int(extra.get(1, 0)), int(extra.get(2, 0))
+        points, wallet = extra.get(1, 0), extra.get(2, 0)  # integers (the schema checks)
         if ms is None:
             if points or wallet:
                 self.books.alert("warning", "adjustment_without_member", "ignored", None, d, seq)
@@ -641,6 +740,12 @@ class _Apply:
         if ms is not None:
             body["balances"] = {"points": ms.points, "wallet": ms.wallet}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _revoked_reason(d: str, cutoff: int) -> str:
+    if cutoff < 1:
+        return f"device {d} is revoked; none of its records are accepted"
+    return f"device {d} is revoked; records after seq {cutoff} are refused"
 
 
 def run_expiry(

@@ -4,6 +4,10 @@ A device is registered with its Ed25519 public key (the private key never leaves
 terminal).  Keys rotate by seq: a new key applies from a given seq on, so records signed
 before the rotation still verify.  Revocation records the last seq accepted from the
 device (``revoked_after_seq``): records signed after it are refused.
+
+One ledger serves one tenant: members are keyed by phone number (and cards) alone, so two
+chains in one ledger would share their members' points.  :func:`register_tx` refuses a
+device of a second tenant.
 """
 
 from __future__ import annotations
@@ -42,10 +46,13 @@ class DeviceInfo:
             obj = self._objs[raw] = public_from_raw(raw)
         return obj
 
-    def accepts(self, seq: int) -> bool:
-        if self.status == "active":
-            return True
-        return self.revoked_after_seq is not None and seq <= self.revoked_after_seq
+
+def last_accepted(status: str, revoked_after_seq: int | None) -> int | None:
+    """The last seq accepted from a device: None (no limit) while it is active; for a
+    revoked one its ``revoked_after_seq``, or -1 (nothing) if none was recorded."""
+    if status == "active":
+        return None
+    return -1 if revoked_after_seq is None else int(revoked_after_seq)
 
 
 def now_ms() -> int:
@@ -59,12 +66,14 @@ def register_tx(tx: Tx, device: str, tenant: str, store: str, public_key: bytes)
         topics.check_id(value, what)
     if len(public_key) != 32:
         raise ConfigError("public key", "an Ed25519 public key is 32 bytes")
+    tx.serialize("register")  # two tenants registering at once must not both pass below
     row = tx.one("SELECT status FROM devices WHERE device = ?", (device,))
     if row is not None:
         raise ConfigError(
             "device",
             f"{device} is already registered ({row[0]}); rotate its key or use a new device id",
         )
+    check_tenant(tx, tenant)
     t = now_ms()
     tx.execute(
         "INSERT INTO devices (device, tenant, store, public_key, enrolled_at) "
@@ -75,6 +84,23 @@ def register_tx(tx: Tx, device: str, tenant: str, store: str, public_key: bytes)
         "INSERT INTO device_keys (device, from_seq, public_key, created_at) VALUES (?, 1, ?, ?)",
         (device, public_key, t),
     )
+
+
+def other_tenant(tx: Tx, tenant: str) -> str | None:
+    """The tenant this ledger already serves, if it is not ``tenant``."""
+    row = tx.one("SELECT tenant FROM devices WHERE tenant != ? LIMIT 1", (tenant,))
+    return None if row is None else str(row[0])
+
+
+def check_tenant(tx: Tx, tenant: str) -> None:
+    """ConfigError unless this ledger can serve ``tenant`` (one tenant per ledger)."""
+    other = other_tenant(tx, tenant)
+    if other is not None:
+        raise ConfigError(
+            "tenant",
+            f"this ledger serves tenant {other}; {tenant} needs a ledger of its own "
+            "(members are keyed by phone number, so one ledger holds one tenant)",
+        )
 
 
 def register(db: Database, device: str, tenant: str, store: str, public_key: bytes) -> None:
@@ -209,7 +235,7 @@ class RegistryCache:
             hit = self._cache.get(device)
         if hit is not None and not fresh and now - hit[0] < self._ttl:
             return hit[1]
-        info = self._db.run(lambda tx: load(tx, device))
+        info = self._db.run(lambda tx: load(tx, device), write=False)
         with self._lock:
             self._cache[device] = (now, info)
         return info

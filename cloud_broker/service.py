@@ -15,9 +15,11 @@ while head office is down wait in the broker.  With ``share_group`` several serv
 processes split the records (``$share/GROUP/...``); idempotency and ordering live in the
 database, so that is safe.
 
-A batch that fails for a reason other than bad input (a database error) is retried with
-back-off; if it keeps failing, its messages are processed one at a time and a message
-that still fails is quarantined as ``internal_error`` so it cannot block good records.
+A batch that fails with a database error is retried with back-off; a batch that fails
+otherwise (a record the code cannot handle), or keeps failing, is processed one message at
+a time, and a message that still fails is quarantined as ``internal_error`` so it cannot
+block good records.  Screening workers that die are replaced (or, if that fails, the
+service screens in its own process).
 
 Provisioning requests (``loyalty/v1/+/enroll/+``: enroll, rotate, decommission) take a
 path of their own: the paho thread queues them apart from records, the service thread
@@ -33,7 +35,6 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -106,7 +107,6 @@ class Service:
             "batches": 0,
             "messages": 0,
         }
-        self.on_batch: Callable[[Outcome], None] | None = None
         self._client = self._make_client()
 
     # -- MQTT -----------------------------------------------------------------------------
@@ -178,8 +178,7 @@ class Service:
         while not self._stop.is_set():
             batch = self._take(0.002 if pending else 0.2)
             if batch:
-                fut = self.screener.submit(batch) if self.screener is not None else None
-                pending.append((batch, fut))
+                pending.append((batch, self._submit(batch)))
             while pending and (
                 not batch or len(pending) > 1 or pending[0][1] is None or pending[0][1].done()
             ):
@@ -208,6 +207,24 @@ class Service:
                 break
         return batch
 
+    def _submit(self, batch: list[Incoming]) -> Future[Any] | None:
+        """Hand a batch to the screening workers (None: it is screened here).  A pool
+        whose worker died is replaced; if that fails too, screening stays here."""
+        if self.screener is None:
+            return None
+        try:
+            return self.screener.submit(batch)
+        except RuntimeError as e:  # BrokenProcessPool: a worker died (OOM killer, a crash)
+            log.error("the screening workers stopped (%s); starting new ones", e)
+        self.screener.close()
+        try:
+            self.screener = ProcessScreener(self.cfg.ledger_url, self.rs, self.cfg.screen_workers)
+            return self.screener.submit(batch)
+        except (RuntimeError, OSError):
+            log.exception("cannot start screening workers; screening in this process")
+            self.screener = None
+            return None
+
     def _screened(self, batch: list[Incoming], fut: Future[Any] | None) -> Screened:
         if fut is not None and self.screener is not None:
             try:
@@ -217,26 +234,35 @@ class Service:
         return self.reconciler.screen(batch)
 
     def _handle(self, batch: list[Incoming], fut: Future[Any] | None = None) -> None:
-        screened = self._screened(batch, fut)
+        screened: Screened | None = None
         backoff = Backoff("ledger commit", log, base=0.2, cap=5)
         for _attempt in range(5):
             try:
+                if screened is None:
+                    screened = self._screened(batch, fut)
                 out = self.reconciler.apply(screened)
-            except Exception as e:  # noqa: BLE001 - a database error, not bad input
+            except self.db.errors as e:  # the database, not the records: worth a retry
                 if self._stop.is_set():
                     return
                 time.sleep(backoff.failed(f"{type(e).__name__}: {e}"))
                 continue
+            except Exception:
+                log.exception("a batch of %d fails; processing one message at a time", len(batch))
+                break
             backoff.succeeded()
             self._after_commit(batch, out)
             return
-        log.error("a batch of %d keeps failing; processing one message at a time", len(batch))
+        else:
+            log.error("a batch of %d keeps failing; processing one message at a time", len(batch))
         for msg in batch:
+            part = screened.of(msg) if screened is not None else None
             try:
-                out = self.reconciler.process([msg])
+                out = self.reconciler.apply(
+                    part if part is not None else self.reconciler.screen([msg])
+                )
             except Exception as e:
                 log.exception("quarantining a message that fails processing")
-                self._quarantine_internal(msg, e)
+                self._quarantine_internal(msg, e, part)
                 out = Outcome()
             self._after_commit([msg], out)
 
@@ -258,12 +284,26 @@ class Service:
             if qos:
                 self._client.ack(mid, qos)
 
-    def _quarantine_internal(self, msg: Incoming, e: Exception) -> None:
+    def _quarantine_internal(self, msg: Incoming, e: Exception, part: Screened | None) -> None:
+        device: str | None = None
+        seq: int | None = None
+        if part is not None and part.verified:
+            device, seq = part.verified[0].rec.device, part.verified[0].rec.seq
+        elif part is not None and part.refused:
+            device, seq = part.refused[0].device, part.refused[0].seq
+
         def step(tx: Tx) -> None:
             tx.execute(
                 "INSERT INTO quarantine (received_at, topic, device, seq, code, reason, "
-                "raw) VALUES (?, ?, NULL, NULL, 'internal_error', ?, ?)",
-                (int(time.time() * 1000), msg.topic, f"{type(e).__name__}: {e}", msg.raw),
+                "raw) VALUES (?, ?, ?, ?, 'internal_error', ?, ?)",
+                (
+                    int(time.time() * 1000),
+                    msg.topic,
+                    device,
+                    seq,
+                    f"{type(e).__name__}: {e}",
+                    msg.raw,
+                ),
             )
 
         self.db.run(step)
@@ -278,14 +318,16 @@ class Service:
         for device, (applied, h) in out.acks.items():
             # the registry's tenant, never a topic's: a refused message on another tenant's
             # topic that names this device must not steer its ack
-            tenant = out.tenants.get(device)
-            if tenant is not None and applied:
+            if applied:
                 c.publish(
-                    topics.ack(tenant, device), messages.encode_ack(applied, h), qos=1, retain=True
+                    topics.ack(out.tenants[device], device),
+                    messages.encode_ack(applied, h),
+                    qos=1,
+                    retain=True,
                 )
         now = time.monotonic()
         for device, (first, last) in out.gaps.items():
-            self._request_gap(device, first, last, now, out.tenants.get(device))
+            self._request_gap(device, first, last, now, out.tenants[device])
         if out.stream:
             self._publish_stream()
         if out.members and self.cfg.snapshots:
@@ -294,20 +336,11 @@ class Service:
             self.stats[k] += getattr(out, k)
         self.stats["batches"] += 1
         self.stats["messages"] += len(batch)
-        if self.on_batch is not None:
-            self.on_batch(out)
 
-    def _request_gap(
-        self, device: str, first: int, last: int, now: float, tenant: str | None
-    ) -> None:
+    def _request_gap(self, device: str, first: int, last: int, now: float, tenant: str) -> None:
         prev = self._last_gap.get(device)
         if prev is not None and prev[0] == first and now - prev[1] < self.cfg.gap_interval:
             return
-        if tenant is None:
-            row = self.db.read("SELECT tenant FROM devices WHERE device = ?", (device,))
-            if not row:
-                return
-            tenant = str(row[0][0])
         self._last_gap[device] = (first, now)
         self._client.publish(
             topics.gap(tenant, device), messages.encode_gap([(first, last)]), qos=1
@@ -340,7 +373,8 @@ class Service:
 
     def _publish_snapshots(self, members: list[str]) -> None:
         snaps = self.db.run(
-            lambda tx: build_snapshots(tx, members, self.rs.window_days, self.cfg.utc_offset_min)
+            lambda tx: build_snapshots(tx, members, self.rs.window_days, self.cfg.utc_offset_min),
+            write=False,
         )
         by_tenant: dict[str, list[snapshots.MemberSnapshot]] = {}
         for tenant, snap in snaps:
@@ -361,10 +395,12 @@ class Service:
         if now - self._last_gap_scan >= self.cfg.gap_interval:
             self._last_gap_scan = now
             self._publish_stream()
+            # (a revoked device is asked only for records it signed before its cutoff)
             rows = self.db.read(
                 "SELECT h.device, d.tenant, d.applied_through, MIN(h.seq) FROM "
                 "held h JOIN devices d ON d.device = h.device WHERE h.seq > "
-                "d.applied_through GROUP BY h.device, d.tenant, "
+                "d.applied_through AND (d.status = 'active' OR d.applied_through < "
+                "COALESCE(d.revoked_after_seq, 0)) GROUP BY h.device, d.tenant, "
                 "d.applied_through"
             )
             for device, tenant, applied, first_held in rows:

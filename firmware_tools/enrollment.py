@@ -85,13 +85,16 @@ def issue_token(
     token = new_token()
     t = now_ms() if now is None else now
     expires = t + ttl * 1000
-    db.run(
-        lambda tx: tx.execute(
+
+    def issue(tx: Tx) -> None:
+        registry.check_tenant(tx, tenant)  # a token that could never enroll is not issued
+        tx.execute(
             "INSERT INTO enroll_tokens (token_hash, tenant, store, device, created_at, "
             "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (token_hash(token), tenant, store, device, t, expires),
         )
-    )
+
+    db.run(issue)
     return token, expires
 
 
@@ -274,6 +277,13 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
             f"this token is for store {tenant}/{store}, not {req.tenant}/{req.store}",
             f"این توکن برای فروشگاه {tenant}/{store} است، نه {req.tenant}/{req.store}",
             security=True,
+        )
+    other = registry.other_tenant(tx, req.tenant)
+    if other is not None:
+        raise _RefusalError(
+            "tenant",
+            f"this head office serves tenant {other}, not {req.tenant}",
+            f"این دفتر مرکزی برای {other} است، نه {req.tenant}",
         )
     if bound is not None and bound != req.device:
         raise _RefusalError(

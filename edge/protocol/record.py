@@ -19,12 +19,14 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.core import record as R
-from edge.errors import DecodeError, RecordError, SignatureError
+from edge.core.inputs import MAX_LINES, MAX_QTY
+from edge.core.phone import normalise
+from edge.core.ruleset import MAX_AMOUNT
+from edge.errors import CoreError, DecodeError, RecordError, SignatureError
 from edge.protocol import cbor, cose
 
 MAX_RECORD = 64 * 1024
-MAX_LINES = 500
-MAX_AMOUNT = 10**15
+MAX_I64 = 2**63 - 1  # the largest value a BIGINT column (SQLite, PostgreSQL) holds
 _HASH_LEN = 32
 
 
@@ -199,17 +201,17 @@ def validate(p: Any) -> None:
     _text(p[R.K_TENANT], "tenant")
     _text(p[R.K_STORE], "store")
     _text(p[R.K_DEVICE], "device")
-    if type(p[R.K_SEQ]) is not int or not 1 <= p[R.K_SEQ] < 2**63:
+    if type(p[R.K_SEQ]) is not int or not 1 <= p[R.K_SEQ] <= MAX_I64:
         raise _fail("bad_field", "seq must be an integer in 1..2**63-1")
     if type(p[R.K_PREV]) is not bytes or len(p[R.K_PREV]) != _HASH_LEN:
         raise _fail("bad_field", "prev must be a 32-byte hash")
     if p[R.K_SEQ] == 1 and p[R.K_PREV] != R.ZERO_HASH:
         raise _fail("bad_chain", "the first record of a device must have prev = 32 zero bytes")
     t = _map(p[R.K_TIME], "time", (0, 1, 2, 3))
-    _uint(t.get(0), "time.wall_ms", 2**63)
+    _uint(t.get(0), "time.wall_ms", MAX_I64)
     if type(t.get(1)) is not int or abs(t[1]) > 14 * 60:
         raise _fail("bad_field", "time.offset must be minutes within ±14h")
-    _uint(t.get(2), "time.mono_ms", 2**63)
+    _uint(t.get(2), "time.mono_ms", MAX_I64)
     if type(t.get(3)) is not bytes or len(t[3]) != 8:
         raise _fail("bad_field", "time.boot must be 8 bytes")
     if type(p[R.K_OFFLINE]) is not bool:
@@ -219,28 +221,47 @@ def validate(p: Any) -> None:
         m = _map(m, "member", (0, 1))
         if m.get(0) not in ("phone", "card", "qr"):
             raise _fail("bad_field", "member.how must be phone, card or qr")
-        _text(m.get(1), "member.ref")
+        ref = _text(m.get(1), "member.ref")
+        if m[0] == "phone" and not _is_e164(ref):
+            # head office keys members by this text: "0912..." beside "+98912..." would be
+            # a second member
+            raise _fail("bad_field", "member.ref of a phone member must be E.164 (+989...)")
     b = p.get(R.K_BANK)
     if b is not None:
         _validate_bank(b)
     if p.get(R.K_BASKET) is not None:
         _text(p[R.K_BASKET], "basket", 64)
     if kind in ("sale", "refund", "void"):
+        if R.K_EXTRA in p:
+            raise _fail("unknown_key", f"a {kind} record carries no key {R.K_EXTRA}")
         _validate_money(p, kind)
     else:
         for k in (*_MONEY_KEYS, R.K_ORIG, R.K_APPLIED):
             if k in p:
                 raise _fail("unknown_key", f"a {kind} record carries no key {k}")
         if R.K_EXTRA in p:
-            for k, v in _map(p[R.K_EXTRA], "extra", range(16)).items():
-                if type(v) is int:
-                    _int(v, f"extra.{k}")
-                elif type(v) is str:
-                    _text(v, f"extra.{k}", 200, empty=True)
-                elif v is not None and type(v) is not bool and type(v) is not bytes:
-                    raise _fail(
-                        "bad_field", f"extra.{k} must be an integer, text, bytes, a boolean or null"
-                    )
+            _validate_extra(p[R.K_EXTRA], kind)
+
+
+def _is_e164(ref: str) -> bool:
+    try:
+        return normalise(ref) == ref
+    except CoreError:
+        return False
+
+
+def _validate_extra(extra: Any, kind: str) -> None:
+    for k, v in _map(extra, "extra", range(16)).items():
+        if type(v) is int:
+            _int(v, f"extra.{k}")
+        elif kind == "adjustment" and k in (1, 2):  # points and wallet Rials
+            raise _fail("bad_field", f"extra.{k} of an adjustment must be an integer")
+        elif type(v) is str:
+            _text(v, f"extra.{k}", 200, empty=True)
+        elif v is not None and type(v) is not bool and type(v) is not bytes:
+            raise _fail(
+                "bad_field", f"extra.{k} must be an integer, text, bytes, a boolean or null"
+            )
 
 
 def _validate_bank(b: Any) -> None:
@@ -253,7 +274,11 @@ def _validate_bank(b: Any) -> None:
         (5, "auth_code"),
         (6, "result"),
     ):
-        if i in b and type(b[i]) is not int:
+        if i not in b:
+            continue
+        if type(b[i]) is int:
+            _uint(b[i], f"bank.{name}", MAX_I64)
+        else:
             _text(b[i], f"bank.{name}", 64, empty=True)
     if 3 in b:
         _uint(b[3], "bank.amount")
@@ -271,11 +296,12 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
     if type(lines) is not list or not lines or len(lines) > MAX_LINES:
         raise _fail("bad_field", f"lines must be a list of 1..{MAX_LINES} maps")
     sums = [0] * 6
+    line_keys = range(10) if kind == "sale" else range(11)  # 10: the sale line refunded
     for i, raw_line in enumerate(lines):
-        ln = _map(raw_line, f"lines[{i}]", range(11))
+        ln = _map(raw_line, f"lines[{i}]", line_keys)
         _text(ln.get(0), f"lines[{i}].sku", empty=True)
         _text(ln.get(1, ""), f"lines[{i}].category", empty=True)
-        _uint(ln.get(2), f"lines[{i}].qty", 100000)
+        _uint(ln.get(2), f"lines[{i}].qty", MAX_QTY)
         if 3 in ln:
             _uint(ln[3], f"lines[{i}].unit_price")
         for j in range(6):
@@ -315,7 +341,7 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
     else:
         o = _map(p.get(R.K_ORIG), "orig", (0, 1, 2))
         _text(o.get(0), "orig.device")
-        _uint(o.get(1), "orig.seq", 2**63)
+        _uint(o.get(1), "orig.seq", MAX_I64)
         if type(o.get(2)) is not bytes or len(o[2]) != _HASH_LEN:
             raise _fail("bad_field", "orig.hash must be 32 bytes")
         if R.K_APPLIED in p:

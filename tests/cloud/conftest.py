@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.headoffice import HO
+from tests.helpers.terminal import Terminal
+
 PG_DSN = os.environ.get("LOYALTY_TEST_PG", "postgresql://127.0.0.1:5432/test")
 
 
@@ -45,3 +48,17 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     finally:
         with psycopg.connect(PG_DSN, autocommit=True) as c:
             c.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def ho(ledger_url: str) -> Iterator[HO]:
+    h = HO(ledger_url)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def pos(tmp_path: Path, ho: HO) -> Terminal:
+    t = Terminal(tmp_path)
+    ho.register(t)
+    return t

@@ -104,3 +104,15 @@ def test_bad_urls_and_usage_exit_2(tmp_path: Path) -> None:
         check=False,
     )
     assert r.returncode == 2
+
+
+def test_missing_files_are_configuration_errors(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    for args in (
+        ("--rules", str(tmp_path / "nope.json"), "ledger", "expire"),
+        ("devices", "register", "--device", "pos-1", "--tenant", "t", "--store", "s", "--pem",
+         str(tmp_path / "nope.pem")),
+    ):  # fmt: skip
+        r = cli(url, *args)
+        assert r.returncode == 2 and "cannot read" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,6 @@ from tests.helpers.terminal import DAY0, Terminal, sale_body
 
 ALI = "+989121234567"
 SARA = "+989351112233"
-
-
-@pytest.fixture
-def ho(ledger_url: str) -> Iterator[HO]:
-    h = HO(ledger_url)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def pos(tmp_path: Path, ho: HO) -> Terminal:
-    t = Terminal(tmp_path)
-    ho.register(t)
-    return t
 
 
 def lots(ho: HO, member: str) -> list[tuple[Any, ...]]:
@@ -296,3 +281,57 @@ def test_concurrent_reconcilers_apply_each_record_once(ledger_url: str, tmp_path
     assert h.check() == []
     for x in hos:
         x.close()
+
+
+@pytest.mark.parametrize("same_batch", [False, True])
+def test_a_refund_naming_another_member_never_touches_the_sales_lots(
+    ho: HO, pos: Terminal, same_batch: bool
+) -> None:
+    a = pos.sale(ALI, earned=500)
+    s = pos.sale(ALI, subtotal=1_000_000, discount=300_000, redeemed=300)
+    # a refund of Ali's sale that names Sara: Ali's lots must not get the points back
+    r = pos.refund(SARA, s, gross=1_000_000, discount=300_000, refunded=700_000, returned=300)
+    if same_batch:
+        ho.feed(pos, [a, s, r])
+    else:
+        ho.feed(pos, [a, s])
+        ho.feed(pos, [r])
+    assert [x[2] for x in lots(ho, ALI)] == [200]
+    assert ho.member(ALI)[0] == 200
+    assert ho.q("SELECT kind, member FROM alerts ORDER BY id") == [
+        ("refund_without_sale", SARA),
+        ("refund_beyond_sale", SARA),
+    ]
+    assert ho.member(SARA)[0] == 300  # booked for Sara, with the alerts, as any unknown sale
+    assert ho.check() == []
+
+
+def test_a_refund_of_another_tenants_sale_is_a_refund_without_sale(
+    ho: HO, pos: Terminal, tmp_path: Path
+) -> None:
+    # a ledger from before one-tenant-per-ledger, with a device of a second chain
+    other = Terminal(tmp_path, "pos-o", "s1", tenant="otherchain")
+
+    def legacy(tx: Any) -> None:
+        tx.execute(
+            "INSERT INTO devices (device, tenant, store, public_key, enrolled_at) "
+            "VALUES (?, 'otherchain', 's1', ?, 0)",
+            (other.device, other.public_key),
+        )
+        tx.execute(
+            "INSERT INTO device_keys (device, from_seq, public_key, created_at) "
+            "VALUES (?, 1, ?, 0)",
+            (other.device, other.public_key),
+        )
+
+    ho.db.run(legacy)
+    ho.feed(pos, [pos.sale(ALI, earned=1000)])
+    s = other.sale(ALI, subtotal=1_000_000, discount=300_000, redeemed=300)
+    ho.feed(other, [s])
+    r = pos.refund(ALI, s, gross=1_000_000, discount=300_000, refunded=700_000, returned=300)
+    ho.feed(pos, [r])
+    assert ho.one("SELECT kind FROM alerts WHERE device = ? ORDER BY id", (pos.device,)) == (
+        "refund_without_sale"
+    )
+    assert [x[2] for x in lots(ho, ALI)] == [700, 300]  # a new lot, not otherchain's draw
+    assert ho.check() == []

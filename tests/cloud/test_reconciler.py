@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,20 +16,6 @@ from tests.helpers.headoffice import HO
 from tests.helpers.terminal import Terminal
 
 ALI = "+989121234567"
-
-
-@pytest.fixture
-def ho(ledger_url: str) -> Iterator[HO]:
-    h = HO(ledger_url)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def pos(tmp_path: Path, ho: HO) -> Terminal:
-    t = Terminal(tmp_path)
-    ho.register(t)
-    return t
 
 
 def test_in_order_records_apply_once_and_are_acked(ho: HO, pos: Terminal) -> None:
@@ -212,3 +198,118 @@ def _incoming_raw(topic: str, data: bytes) -> list:  # type: ignore[type-arg]
 def test_topics_helper_round_trip() -> None:
     assert topics.parse_records(topics.records("t", "s", "d")) == ("t", "s", "d")
     assert topics.parse_records("loyalty/v1/t/ack/d") is None
+
+
+@pytest.mark.parametrize("after_seq", [4, 6])
+def test_a_revoked_devices_held_records_never_apply(ho: HO, pos: Terminal, after_seq: int) -> None:
+    recs = [pos.sale(ALI, earned=1) for _ in range(9)]
+    ho.feed(pos, recs[:3])
+    assert ho.feed(pos, recs[4:]).held == 5  # 5..9 wait behind the missing seq 4
+    registry.revoke(ho.db, pos.device, "stolen", after_seq=after_seq)
+    out = ho.feed(pos, [recs[3]])  # the genuine seq 4, signed before the cut-off
+    late = list(range(after_seq + 1, 10))
+    assert (out.applied, out.quarantined) == (after_seq - 3, len(late))
+    assert out.acks[pos.device][0] == after_seq and pos.device not in out.gaps
+    assert ho.one("SELECT applied_through FROM devices") == after_seq
+    assert ho.q("SELECT code, seq FROM quarantine ORDER BY seq") == [("revoked", s) for s in late]
+    assert ho.q("SELECT kind, seq FROM security_events ORDER BY seq") == [
+        ("revoked", s) for s in late
+    ]
+    assert ho.one("SELECT COUNT(*) FROM held") == 0
+    assert ho.member(ALI)[0] == after_seq
+    assert ho.check() == []
+
+
+def test_held_records_are_read_only_when_the_batch_can_close_the_gap(
+    ho: HO, pos: Terminal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloud_broker import reconciler
+
+    recs = [pos.sale(ALI, earned=1) for _ in range(12)]
+    ho.feed(pos, [recs[0], *recs[2:10]])  # seq 1 applied, 3..10 held
+    parsed: list[bytes] = []
+    real = reconciler.parse
+
+    def counting(raw: bytes) -> Any:
+        parsed.append(raw)
+        return real(raw)
+
+    screened = ho.rc.screen(_incoming(pos, [recs[11]]))
+    monkeypatch.setattr(reconciler, "parse", counting)
+    out = ho.rc.apply(screened)  # seq 12 cannot close the gap at 2
+    assert (out.held, parsed) == (1, [])
+    monkeypatch.setattr(reconciler, "parse", real)
+    screened = ho.rc.screen(_incoming(pos, [recs[1]]))
+    monkeypatch.setattr(reconciler, "parse", counting)
+    out = ho.rc.apply(screened)  # seq 2 closes it: 3..10 are read, 12 is not
+    assert out.applied == 9 and out.gaps[pos.device] == (11, 11)
+    assert sorted(parsed) == sorted(r.raw for r in recs[2:10])
+    assert ho.check() == []
+
+
+def test_a_held_record_the_schema_now_refuses_is_quarantined_not_fatal(
+    ho: HO, pos: Terminal
+) -> None:
+    from edge.protocol.record import record_hash
+
+    a, b, c, d = (pos.sale(ALI, earned=1) for _ in range(4))
+    ho.feed(pos, [a, d])  # seq 4 held
+    # seq 3 held by an older, laxer head office: a sale with an `extra` map
+    p = copy.deepcopy(c.payload)
+    p[R.K_EXTRA] = {0: 1}
+    lax = cose.sign1(cbor.encode(p), pos.key, pos.device.encode())
+    ho.db.run(
+        lambda tx: tx.execute(
+            "INSERT INTO held (device, seq, hash, received_at, raw) VALUES (?, ?, ?, ?, ?)",
+            (pos.device, 3, record_hash(lax), 0, lax),
+        )
+    )
+    out = ho.feed(pos, [b])
+    assert (out.applied, out.quarantined) == (1, 1)
+    assert ho.codes() == ["unknown_key"]
+    assert out.gaps[pos.device] == (3, 3)
+    assert ho.feed(pos, [c]).applied == 2  # the genuine seq 3, then the held seq 4
+    assert ho.check() == []
+
+
+def test_records_that_overflow_a_bigint_are_refused_not_fatal(ho: HO, pos: Terminal) -> None:
+    sale = pos.sale(ALI, earned=1)
+    ho.feed(pos, [sale])
+    late = copy.deepcopy(pos.sale(ALI, earned=1).payload)
+    late[R.K_TIME][0] = 2**63  # wall clock ms
+    refund = copy.deepcopy(
+        pos.refund(ALI, sale, gross=1_000_000, refunded=1_000_000, reversed_=1).payload
+    )
+    refund[R.K_ORIG][1] = 2**63
+    adjust = copy.deepcopy(pos.adjust(ALI, points=5).payload)
+    adjust[R.K_EXTRA][1] = "5"
+    for p in (late, refund, adjust):
+        out = ho.raw(pos.topic, cose.sign1(cbor.encode(p), pos.key, pos.device.encode()))
+        assert out.quarantined == 1
+    assert ho.codes() == ["bad_field"] * 3
+    assert ho.check() == []
+
+
+def test_one_tenant_per_ledger(ho: HO, pos: Terminal, tmp_path: Path) -> None:
+    from edge.errors import ConfigError
+
+    other = Terminal(tmp_path, "pos-o", "s1", tenant="otherchain")
+    with pytest.raises(ConfigError) as info:
+        ho.register(other)
+    assert "serves tenant hypershahr" in str(info.value)
+    assert ho.one("SELECT COUNT(*) FROM devices WHERE tenant = 'otherchain'") == 0
+    ho.register(Terminal(tmp_path, "pos-2", "s2"))  # the same tenant: fine
+    assert ho.one("SELECT COUNT(*) FROM devices") == 2
+    # no enrolment token is issued for a tenant this ledger cannot serve
+    from firmware_tools.enrollment import issue_token
+
+    with pytest.raises(ConfigError, match="serves tenant hypershahr"):
+        issue_token(ho.db, "otherchain", "s1")
+    assert issue_token(ho.db, "hypershahr", "s3")[0]
+
+
+def test_last_accepted_seq_of_a_device() -> None:
+    assert registry.last_accepted("active", None) is None
+    assert registry.last_accepted("active", 7) is None
+    assert registry.last_accepted("revoked", 7) == 7
+    assert registry.last_accepted("revoked", None) == -1

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,81 @@ def test_a_killed_service_leaves_no_screening_workers(
         return True
 
     assert wait(gone, 10), kids
+
+
+def _service(ledger_url: str, workers: int = 0) -> Any:
+    """A service that is never connected: its batches are handed to it directly."""
+    from cloud_broker.service import Service, ServiceConfig
+
+    h = HO(ledger_url)
+    rs = h.rs
+    h.close()
+    cfg = ServiceConfig(BrokerConfig.from_url("mqtt://127.0.0.1:9"), ledger_url)
+    return Service(replace(cfg, screen_workers=workers, snapshots=False), rs)
+
+
+def _close(svc: Any) -> None:
+    if svc.screener is not None:
+        svc.screener.close()
+    svc.reconciler.close()
+    svc.db.close()
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_a_record_the_apply_step_cannot_handle_is_quarantined_at_once(
+    tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cloud_broker import reconciler
+    from cloud_broker.reconciler import Incoming
+
+    ho = HO(ledger_url)
+    pos = Terminal(tmp_path)
+    ho.register(pos)
+    recs = [pos.sale(ALI, earned=1) for _ in range(3)]
+    real = reconciler._Apply.sale
+
+    def sale(self: Any, jid: int, p: dict[int, Any], *a: Any) -> None:
+        if p[5] == 2:  # seq 2: a bug, not the database
+            raise TypeError("unsupported operand")
+        real(self, jid, p, *a)
+
+    monkeypatch.setattr(reconciler._Apply, "sale", sale)
+    svc = _service(ledger_url)
+    try:
+        t0 = time.monotonic()
+        svc._handle([Incoming(pos.topic, r.raw) for r in recs])
+        assert time.monotonic() - t0 < 1.5  # no back-off: retrying a bug does not help
+        assert ho.q("SELECT code, device, seq FROM quarantine") == [
+            ("internal_error", pos.device, 2)
+        ]
+        assert ho.one("SELECT applied_through FROM devices") == 1
+        assert ho.one("SELECT seq FROM held") == 3  # behind the gap, for the genuine seq 2
+        assert svc.stats["quarantined"] == 0 and svc.stats["applied"] == 1
+    finally:
+        _close(svc)
+        ho.close()
+
+
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
+def test_dead_screening_workers_are_replaced(tmp_path: Path, ledger_url: str) -> None:
+    import os
+
+    from cloud_broker.reconciler import Incoming
+
+    ho = HO(ledger_url)
+    pos = Terminal(tmp_path)
+    ho.register(pos)
+    svc = _service(ledger_url, workers=1)
+    try:
+        old = svc.screener
+        for pid in list(old.pool._processes):
+            os.kill(pid, signal.SIGKILL)  # the OOM killer, say
+        assert wait(lambda: old.pool._broken, 10)
+        batch = [Incoming(pos.topic, pos.sale(ALI, earned=1).raw) for _ in range(2)]
+        fut = svc._submit(batch)
+        assert fut is not None and svc.screener is not old
+        svc._handle(batch, fut)
+        assert ho.one("SELECT applied_through FROM devices") == 2
+    finally:
+        _close(svc)
+        ho.close()

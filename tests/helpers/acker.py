@@ -16,11 +16,13 @@ from edge.errors import ProtocolError
 from edge.protocol import messages, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from edge.protocol.record import open_record
+from tests.helpers.wait import until
 
 
 @dataclass
 class DeviceState:
-    seen: dict[int, bytes] = field(default_factory=dict)
+    seen: dict[int, bytes] = field(default_factory=dict)  # seq -> hash
+    prev: dict[int, bytes] = field(default_factory=dict)  # seq -> the prev it carries
     applied: int = 0
     deliveries: int = 0
     per_seq: dict[int, int] = field(default_factory=dict)
@@ -104,12 +106,16 @@ class Acker:
             if self.drop is not None and self.drop(rec.device, rec.seq, st.per_seq[rec.seq]):
                 return
             st.seen.setdefault(rec.seq, rec.hash)
+            st.prev.setdefault(rec.seq, rec.prev)
             if st.seen[rec.seq] != rec.hash:
                 self.bad.append(f"{rec.device} seq {rec.seq}: a different record")
             while st.applied + 1 in st.seen:
+                # every record, whether it arrived in order or waited behind a gap
                 nxt = st.applied + 1
-                if nxt > 1 and rec.payload[R.K_PREV] is not None and nxt == rec.seq:
-                    st.chain_ok &= rec.prev == st.seen[nxt - 1]
+                want = st.seen[nxt - 1] if nxt > 1 else R.ZERO_HASH
+                if st.prev[nxt] != want:
+                    st.chain_ok = False
+                    self.bad.append(f"{rec.device} seq {nxt}: prev is not seq {nxt - 1}'s hash")
                 st.applied = nxt
             applied = st.applied
             # a hole below anything seen: ask for it now, not only when more arrives
@@ -136,9 +142,4 @@ class Acker:
             return st.applied if st else 0
 
     def wait_applied(self, device: str, n: int, timeout: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.applied(device) >= n:
-                return True
-            time.sleep(0.02)
-        return False
+        return until(lambda: self.applied(device) >= n, timeout, 0.02)

@@ -117,7 +117,7 @@ def _resign(payload: dict[int, Any], key: Any) -> bytes:
         (lambda p: p.__setitem__(R.K_SEQ, 0), "bad_field"),
         (lambda p: p.__setitem__(R.K_PREV, b"\x01" * 31), "bad_field"),
         (lambda p: p.__setitem__(R.K_STORE, "s1\x1b[31m"), "bad_field"),
-        (lambda p: p.__setitem__(25, 1), "unknown_key"),
+        (lambda p: p.__setitem__(23, 1), "unknown_key"),  # 24 on are bad_key in CBOR
         (lambda p: p.pop(R.K_TIME), "missing_field"),
         (lambda p: p[R.K_AMOUNTS].__setitem__(3, p[R.K_AMOUNTS][3] + 1), "inconsistent"),
         (lambda p: p[R.K_LINES][0].__setitem__(7, p[R.K_LINES][0][7] + 5), "inconsistent"),
@@ -125,12 +125,48 @@ def _resign(payload: dict[int, Any], key: Any) -> bytes:
         (lambda p: p.__setitem__(R.K_MEMBER, {0: "email", 1: "x"}), "bad_field"),
         (lambda p: p.__setitem__(R.K_ORIG, {0: "d", 1: 1, 2: b"\x00" * 32}), "unknown_key"),
         (lambda p: p.__setitem__(R.K_LINES, []), "bad_field"),
+        (lambda p: p.__setitem__(R.K_EXTRA, {0: 1}), "unknown_key"),  # no extra on a sale
+        (lambda p: p.__setitem__(R.K_EXTRA, 5), "unknown_key"),
+        (lambda p: p[R.K_LINES][0].__setitem__(10, 0), "unknown_key"),  # refunds only
+        (lambda p: p[R.K_BANK].__setitem__(1, -5), "bad_field"),
+        (lambda p: p[R.K_BANK].__setitem__(1, 2**64 - 1), "bad_field"),  # beyond a BIGINT
+        (lambda p: p[R.K_TIME].__setitem__(0, 2**63), "bad_field"),
+        (lambda p: p.__setitem__(R.K_MEMBER, {0: "phone", 1: "09121234567"}), "bad_field"),
+        (lambda p: p.__setitem__(R.K_MEMBER, {0: "phone", 1: "+98912"}), "bad_field"),
+        (lambda p: p.__setitem__(R.K_MEMBER, {0: "phone", 1: "+98 912 123 4567"}), "bad_field"),
+        (lambda p: p.__setitem__(R.K_MEMBER, {0: "phone", 1: "ali"}), "bad_field"),
     ],
 )
 def test_schema_violations_are_refused_with_a_code(tmp_path: Path, mutate: Any, code: str) -> None:
     dev = make_device(tmp_path)
     rec = commit_sale(dev)
     p = copy.deepcopy(rec.payload)
+    mutate(p)
+    with pytest.raises(RecordError) as info:
+        parse(_resign(p, dev.key))
+    assert info.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("kind", "mutate", "code"),
+    [
+        ("refund", lambda p: p[R.K_ORIG].__setitem__(1, 2**63), "bad_field"),
+        ("refund", lambda p: p.__setitem__(R.K_EXTRA, {}), "unknown_key"),
+        ("void", lambda p: p.__setitem__(R.K_EXTRA, {0: "x"}), "unknown_key"),
+        ("adjustment", lambda p: p[R.K_EXTRA].__setitem__(1, "500"), "bad_field"),
+        ("adjustment", lambda p: p[R.K_EXTRA].__setitem__(2, True), "bad_field"),
+        ("adjustment", lambda p: p[R.K_EXTRA].__setitem__(1, None), "bad_field"),
+        ("adjustment", lambda p: p[R.K_EXTRA].__setitem__(2, 10**16), "bad_field"),
+        ("enroll", lambda p: p[R.K_EXTRA].__setitem__(1, "x" * 201), "bad_field"),
+    ],
+)
+def test_schema_violations_of_other_types(
+    tmp_path: Path, kind: str, mutate: Any, code: str
+) -> None:
+    dev = make_device(tmp_path)
+    rec = next(r for r in commit_all_types(dev) if r.type == kind)
+    p = copy.deepcopy(rec.payload)
+    parse(_resign(p, dev.key))  # as the terminal wrote it: fine
     mutate(p)
     with pytest.raises(RecordError) as info:
         parse(_resign(p, dev.key))
@@ -194,6 +230,13 @@ def test_cose_profile_violations(tmp_path: Path, build: Any, code: str) -> None:
         lambda p: p[R.K_LINES][0].__setitem__(True, p[R.K_LINES][0].pop(1)),
         lambda p: p.__setitem__(R.K_BASKET, 12.5),
         lambda p: p.__setitem__(R.K_SEQ, 2**64),  # a bignum
+        lambda p: p.__setitem__(R.K_EXTRA, 1.5),
+        lambda p: p.__setitem__(R.K_EXTRA, 2**80),
+        lambda p: p.__setitem__(R.K_EXTRA, {1, 2}),  # tag 258, a set
+        lambda p: p.__setitem__(R.K_EXTRA, _nested(40)),
+        lambda p: p[R.K_LINES][0].__setitem__(10, 2.5),
+        lambda p: p[R.K_BANK].__setitem__(1, 2**70),
+        lambda p: p[R.K_BANK].__setitem__(1, -5),
     ],
 )
 def test_typed_fast_path_still_refuses_wrong_types(tmp_path: Path, mutate: Any) -> None:
@@ -206,6 +249,13 @@ def test_typed_fast_path_still_refuses_wrong_types(tmp_path: Path, mutate: Any) 
     raw = cose.sign1(data, dev.key, dev.id.encode())
     with pytest.raises((RecordError, DecodeError)):
         parse(raw)
+
+
+def _nested(depth: int) -> Any:
+    v: Any = 0
+    for _ in range(depth):
+        v = [v]
+    return v
 
 
 def test_envelope_fast_path_agrees_with_the_strict_decoder(tmp_path: Path) -> None:
