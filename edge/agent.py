@@ -153,13 +153,13 @@ class Agent:
     def _install(self, raw: bytes, persist: bool) -> None:
         rs = bundles.open_bundle(raw, self.pinned, self.cfg.tenant)
         cur = self.book.current
-        if cur is not None and rs.version <= cur.version:
-            if rs.version < cur.version:
-                log.warning(
-                    "refused rules bundle v%d: older than v%d in force", rs.version, cur.version
-                )
+        if cur is not None and rs.version == cur.version:
+            return  # the bundle in force, delivered again
+        try:
+            self.book.put(rs)  # compiled once; refuses a bundle older than the one in force
+        except RuleError as e:
+            log.warning("refused rules bundle v%d: %s", rs.version, e.detail)
             return
-        self.book.replace(rs.doc)
         if persist:
             self.outbox.conn.execute(
                 "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT "

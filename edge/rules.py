@@ -45,6 +45,27 @@ def _load(path):
     return json.loads(data.decode("utf-8"))
 
 
+def _codes(path):
+    # --used-codes: a JSON list of coupon codes
+    v = _load(path)
+    if type(v) is not list:
+        raise ValueError("--used-codes must be a JSON list of coupon codes")
+    out = {}
+    for c in v:
+        if type(c) is not str:
+            raise ValueError("--used-codes: every code must be text, got %r" % (c,))
+        out[c] = 1
+    return out
+
+
+def _prior(path):
+    # --prior: {"lines": [{"line": i, "qty": n}, ...]}, as in a refund request
+    v = _load(path)
+    if type(v) is not dict or type(v.get("lines")) is not list:
+        raise ValueError('--prior must be a JSON object {"lines": [{"line": i, "qty": n}, ...]}')
+    return v["lines"]
+
+
 def _need(opts, name):
     if name not in opts:
         raise ValueError("--%s is required" % (name,))
@@ -60,14 +81,10 @@ def run(argv, out):
     if cmd == "quote":
         rs = compile_rules(_load(_need(opts, "rules")))
         member = _load(opts["member"]) if "member" in opts else None
-        used = None
-        if "used-codes" in opts:
-            used = {}
-            for c in _load(opts["used-codes"]):
-                used[c] = 1
+        used = _codes(opts["used-codes"]) if "used-codes" in opts else None
         result = quote(rs, _load(_need(opts, "basket")), member, _need(opts, "at"), used)
     elif cmd == "refund":
-        prior = _load(opts["prior"]).get("lines") if "prior" in opts else None
+        prior = _prior(opts["prior"]) if "prior" in opts else None
         result = refund(
             _load(_need(opts, "sale")),
             _load(_need(opts, "request")),

@@ -31,10 +31,3 @@ def allocate(total, weights):
         shares.append(cur - prev)
         prev = cur
     return shares
-
-
-def pro_rata(x, part, whole):
-    """floor(x * part / whole): the share of ``x`` for ``part`` of ``whole``."""
-    if whole == 0:
-        return 0
-    return x * part // whole

@@ -82,7 +82,7 @@ def _birthday_ok(r, member, day):
     return False
 
 
-def _bxgy_groups(r, b, lines):
+def _bxgy_groups(b, lines):
     # Units of the same SKU count together; the cheapest units are the free ones.
     groups = {}
     for i in lines:
@@ -117,18 +117,13 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
     # -- candidates: rules that can match some line, plus unscoped ones ---------------
     per_rule = {}
     for i in range(n):
-        for r in rs.by_sku.get(b.skus[i], _EMPTY):
-            lst = per_rule.get(r)
-            if lst is None:
-                per_rule[r] = [i]
-            elif lst[-1] != i:
-                lst.append(i)
-        for r in rs.by_category.get(b.cats[i], _EMPTY):
-            lst = per_rule.get(r)
-            if lst is None:
-                per_rule[r] = [i]
-            elif lst[-1] != i:
-                lst.append(i)
+        for index, key in ((rs.by_sku, b.skus[i]), (rs.by_category, b.cats[i])):
+            for r in index.get(key, _EMPTY):
+                lst = per_rule.get(r)
+                if lst is None:
+                    per_rule[r] = [i]
+                elif lst[-1] != i:
+                    lst.append(i)
     all_lines = list(range(n))
     cands = list(per_rule.keys())
     for r in rs.unscoped:
@@ -143,7 +138,11 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
         why = None
         if r is None:
             why = "unknown"
-        elif m is None and (r.members_only or r.p["member_bound"]):
+        elif m is None and (
+            r.members_only
+            or r.p["member_bound"]
+            or (r.p["bp"] is None and r.p["off_rials"] is None)  # it only gives points
+        ):
             why = "member"
         elif r.p["member_bound"] and code not in m.coupons:
             why = "not_yours"
@@ -163,14 +162,7 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
                 coupon_of[r] = code
                 cands.append(r)
         if why is not None:
-            rejected.append(
-                {
-                    "code": code,
-                    "reason": why,
-                    "fa": explain.COUPON_REASONS[why][0],
-                    "en": explain.COUPON_REASONS[why][1],
-                }
-            )
+            rejected.append(_rejection(code, why))
 
     # -- eligibility -------------------------------------------------------------------
     eligible = []
@@ -196,7 +188,7 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
         elif k == "buy_x_get_y":
             need = r.p["buy"] + r.p["get"]
             ok = False
-            for lines in _bxgy_groups(r, b, per_rule[r]).values():
+            for lines in _bxgy_groups(b, per_rule[r]).values():
                 q = 0
                 for i in lines:
                     q += b.qty[i]
@@ -232,16 +224,7 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
     for r in list(coupon_of.keys()):
         if r not in active:
             why = "outranked" if r in eligible else "conditions"
-            rejected.append(
-                {
-                    "code": coupon_of.pop(r),
-                    "reason": why,
-                    "fa": explain.COUPON_REASONS[why][0],
-                    "en": explain.COUPON_REASONS[why][1],
-                }
-            )
-    if len(rejected) > 1:
-        rejected.sort(key=lambda x: x["code"])
+            rejected.append(_rejection(coupon_of.pop(r), why))
 
     # -- phases ------------------------------------------------------------------------
     bonus = []  # (rule, points) from discount-phase rules that also give points
@@ -265,10 +248,15 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
                 extra["coupon"] = coupon_of[r]
             if r in bday_year:
                 extra["birthday_year"] = bday_year[r]
+            gave = 0
             if r.p.get("bp") is not None or r.p.get("off_rials") is not None:
-                _discount(r, lines, b, st, txn_cap, line_bp, extra)
-            if r.p.get("points"):
+                gave = _discount(r, lines, b, st, txn_cap, line_bp, extra)
+            if r.p.get("points") and m is not None:
                 bonus.append((r, r.p["points"], extra))
+            elif not gave and r in coupon_of:
+                # the caps left nothing to give: the code is not spent for nothing
+                # (a birthday gift that gave nothing is not claimed either: no entry)
+                rejected.append(_rejection(coupon_of.pop(r), "limit"))
         elif ph == PHASE_EARN and r.kind == "earn_multiplier":
             if mult is None:
                 mult = [100] * n
@@ -297,6 +285,8 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
         _earn(active, per_rule, paid, mult, tier, bonus, lim, m, st)
         _cashback(active, per_rule, paid, tier, st)
 
+    if len(rejected) > 1:
+        rejected.sort(key=lambda x: x["code"])
     q = _result(rs, b, m, t, tier, st, paid, coupon_of, rejected)
     q["notices"] = notices
     return q
@@ -305,6 +295,11 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
 def _notice(key):
     fa, en = explain.NOTICES[key]
     return {"notice": key, "fa": fa, "en": en}
+
+
+def _rejection(code, why):
+    fa, en = explain.COUPON_REASONS[why]
+    return {"code": code, "reason": why, "fa": fa, "en": en}
 
 
 def _cap_to(total, shares):
@@ -318,6 +313,7 @@ def _cap_to(total, shares):
 
 
 def _discount(r, lines, b, st, txn_cap, line_bp, extra):
+    # Apply one discount rule; returns the amount (0: nothing applied, no entry).
     p = r.p
     k = r.kind
     net = st.net
@@ -329,7 +325,7 @@ def _discount(r, lines, b, st, txn_cap, line_bp, extra):
         for j in range(len(lines)):
             pos[lines[j]] = j
         per = p["buy"] + p["get"]
-        for glines in _bxgy_groups(r, b, lines).values():
+        for glines in _bxgy_groups(b, lines).values():
             q = 0
             for i in glines:
                 q += b.qty[i]
@@ -370,12 +366,15 @@ def _discount(r, lines, b, st, txn_cap, line_bp, extra):
             st.promo[i] += d[j]
             st.line_rules[i].append(r.id)
         amount += d[j]
+    if amount == 0:
+        return 0
     st.promo_total += amount
     fa, en = explain.discount(r, amount, extra.get("coupon", ""))
     entry = {"rule": r.id, "kind": r.kind, "discount": amount, "lines": lines, "fa": fa, "en": en}
     for k in extra:
         entry[k] = extra[k]
     st.applied.append(entry)
+    return amount
 
 
 def _redeem(r, b, m, st):

@@ -135,6 +135,10 @@ COUPON_REASONS = {
         "این کد با پیشنهاد بهتری که اعمال شد قابل جمع نیست.",
         "This coupon does not combine with an offer already applied.",
     ),
+    "limit": (
+        "سقف تخفیف پر شده است؛ این کد تخفیف اعمال نشد و برای بعد می‌ماند.",
+        "The discount limit is reached; this coupon was not applied and stays unused.",
+    ),
 }
 
 NOTICES = {

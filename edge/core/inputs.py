@@ -12,21 +12,33 @@ from edge.core.ruleset import MAX_AMOUNT
 
 MAX_LINES = 500
 MAX_QTY = 100000
+MAX_COUPONS = 20  # codes presented in one basket
 
 
 def _bad(field, en, fa=None):
     return InputError(field, en, fa)
 
 
+def _text(v, field, maxlen=64):
+    if type(v) is not str or not v or len(v) > maxlen:
+        raise _bad(field, "must be text of 1..%d characters" % (maxlen,))
+    if min(v) < " " or "\x7f" in v:
+        raise _bad(field, "contains a control character")
+    # a lone surrogate ("\udc80", which JSON allows) cannot be encoded into the sale
+    # record; refuse it here, before the bank is asked to charge (MicroPython's
+    # strings are always UTF-8, so this never raises there)
+    try:
+        v.encode("utf-8")
+    except UnicodeError:
+        raise _bad(field, "is not valid Unicode text") from None
+    return v
+
+
 def _text_field(obj, name, where, required=True, maxlen=64):
     v = obj.get(name)
     if v is None and not required:
         return None
-    if type(v) is not str or not v or len(v) > maxlen:
-        raise _bad(where + "." + name, "must be text of 1..%d characters" % (maxlen,))
-    if min(v) < " " or "\x7f" in v:
-        raise _bad(where + "." + name, "contains a control character")
-    return v
+    return _text(v, where + "." + name, maxlen)
 
 
 def _int_field(obj, name, where, lo, hi, default=None):
@@ -102,6 +114,17 @@ class Basket:
             self.price.append(p)
             self.gross.append(q * p)
             total += q * p
+        # The inline check lets a lone surrogate through; encode all the line texts at
+        # once (one pass in C, instead of a max() per text, which is slow on
+        # MicroPython) and, if that fails, let the field checker name the field.
+        try:
+            "".join(self.skus).encode("utf-8")
+            "".join(self.cats).encode("utf-8")
+        except UnicodeError:
+            for i in range(len(lines)):
+                _text(self.skus[i], "basket.lines[%d].sku" % i)
+                if self.cats[i]:
+                    _text(self.cats[i], "basket.lines[%d].category" % i)
         if total > MAX_AMOUNT:
             raise _bad("basket", "total above %d Rials" % (MAX_AMOUNT,))
         if basket.get("total") is not None and basket.get("total") != total:
@@ -115,12 +138,19 @@ class Basket:
         codes = basket.get("coupons", [])
         if type(codes) is not list:
             raise _bad("basket.coupons", "must be a list of codes")
+        if len(codes) > MAX_COUPONS:
+            raise _bad(
+                "basket.coupons",
+                "more than %d codes" % (MAX_COUPONS,),
+                "تعداد کدهای تخفیف بیش از حد مجاز است.",
+            )
         self.coupons = []
+        seen = {}
         for raw in codes:
-            if type(raw) is not str or not raw or len(raw) > 64:
-                raise _bad("basket.coupons", "a coupon code must be text of 1..64 characters")
-            c = raw.strip().upper()
-            if c not in self.coupons:
+            # surrounding blanks (a scanner's trailing CR) are not part of the code
+            c = _text(raw.strip() if type(raw) is str else raw, "basket.coupons").upper()
+            if c not in seen:
+                seen[c] = 1
                 self.coupons.append(c)
         self.redeem_points = _request(basket, "redeem_points")
         self.use_wallet = _request(basket, "use_wallet")

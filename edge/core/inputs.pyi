@@ -2,6 +2,7 @@ from typing import Any
 
 MAX_LINES: int
 MAX_QTY: int
+MAX_COUPONS: int
 
 class Basket:
     subtotal: int

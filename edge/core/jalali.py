@@ -16,17 +16,6 @@ from edge.core.text import fa_digits
 _LEAP_REMAINDERS = (1, 5, 9, 13, 17, 22, 26, 30)
 _CYCLE_DAYS = 33 * 365 + 8  # 12053
 
-# fmt: off
-MONTHS_FA = (
-    "فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور",
-    "مهر", "آبان", "آذر", "دی", "بهمن", "اسفند",
-)
-MONTHS_EN = (
-    "Farvardin", "Ordibehesht", "Khordad", "Tir", "Mordad", "Shahrivar",
-    "Mehr", "Aban", "Azar", "Dey", "Bahman", "Esfand",
-)
-# fmt: on
-
 
 def is_leap(y):
     return (y % 33) in _LEAP_REMAINDERS

@@ -3,7 +3,8 @@
 Accepts Persian (۰-۹), Arabic-Indic (٠-٩) and Latin digits, mixed freely, with
 spaces, dashes, dots and parentheses as the customer or a keypad produces them, in
 the forms ``09121234567``, ``9121234567``, ``+989121234567``, ``00989121234567``
-and ``989121234567``.  Returns E.164 (``+989121234567``).
+and ``989121234567``, also with the trunk 0 kept after the country code
+(``+9809121234567``).  Returns E.164 (``+989121234567``).
 
 Validity follows the mobile ranges of libphonenumber's metadata for IR (version
 9.0.43); the tests compare every prefix against the ``phonenumbers`` package.
@@ -90,9 +91,10 @@ def national_number(text):
         s = s[2:]
     elif s[:4] == "0098":
         s = s[4:]
-    elif len(s) == 12 and s[:2] == "98":
+    elif s[:2] == "98" and (len(s) == 12 or (len(s) == 13 and s[2] == "0")):
         s = s[2:]
-    elif len(s) == 11 and s[0] == "0":
+    # the trunk 0, also when typed after the country code ("+98 0912 ...")
+    if len(s) == 11 and s[0] == "0":
         s = s[1:]
     if len(s) != 10:
         raise _fail(_MSG_LENGTH)

@@ -130,8 +130,9 @@ def refund(sale, request, prior=None, kind="refund"):
 
 
 def _explain(r):
-    fa = "مرجوعی: %s بازگشت وجه" % (rials_fa(r["refund_amount"]),)
-    en = "Refund: %s back" % (rials_en(r["refund_amount"]),)
+    void = r["type"] == "void"
+    fa = "%s: %s بازگشت وجه" % ("ابطال" if void else "مرجوعی", rials_fa(r["refund_amount"]))
+    en = "%s: %s back" % ("Void" if void else "Refund", rials_en(r["refund_amount"]))
     if r["wallet_returned"]:
         fa += "، %s به کیف پول" % (rials_fa(r["wallet_returned"]),)
         en += ", %s to the wallet" % (rials_en(r["wallet_returned"]),)

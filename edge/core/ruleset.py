@@ -171,14 +171,13 @@ class Tier:
 class Rule:
     """One compiled rule.  ``p`` holds the kind-specific parameters."""
 
-    def __init__(self, rid, kind, phase, fa, en, priority, groups, p):
+    def __init__(self, rid, kind, phase, fa, en, priority, p):
         self.id = rid
         self.kind = kind
         self.phase = phase
         self.fa = fa
         self.en = en
         self.priority = priority
-        self.groups = groups
         self.p = p
         self.skus = None
         self.categories = None
@@ -226,12 +225,6 @@ class RuleSet:
         self.redeem = None  # the redeem_points rule in force (lowest priority) or None
         self.wallet = None
         self.doc = None  # the source document
-
-    def tier(self, tier_id):
-        for t in self.tiers:
-            if t.id == tier_id:
-                return t
-        return None
 
     def tier_for_spend(self, spend):
         best = self.tiers[0]
@@ -356,13 +349,13 @@ def _compile_params(where, kind, src):
         p["codes"] = [_ident(where, c, "coupon code").upper() for c in codes]
         p["single_use"] = _bool(where, src, "single_use", False)
         p["member_bound"] = _bool(where, src, "member_bound", False)
-        p["points"] = _int(where, src, "points", 1, 10**6, 0) if "points" in src else 0
+        p["points"] = _int(where, src, "points", 1, 10**6, 0)
         _effect_amount(where, p, src, need_one=p["points"] == 0)
     elif kind == "birthday":
         p["days_before"] = _int(where, src, "days_before", 0, 31, 0)
         p["days_after"] = _int(where, src, "days_after", 0, 31, 0)
         p["once_a_year"] = _bool(where, src, "once_a_year", True)
-        p["points"] = _int(where, src, "points", 1, 10**6, 0) if "points" in src else 0
+        p["points"] = _int(where, src, "points", 1, 10**6, 0)
         _effect_amount(where, p, src, need_one=p["points"] == 0)
     elif kind == "cashback":
         p["bp"] = _int(where, src, "bp", 1, 5000)
@@ -449,7 +442,7 @@ def _compile_rule(raw, tier_ids, groups):
     where = rid if type(rid) is str else "?"
     _ident(where, rid, "rule id")
     kind = raw.get("kind")
-    if kind not in KINDS:
+    if type(kind) is not str or kind not in KINDS:
         raise _fail(rid, "unknown kind %r (known: %s)" % (kind, ", ".join(sorted(KINDS.keys()))))
     phase, fields, scoped = KINDS[kind]
     allowed = _COMMON + fields
@@ -462,7 +455,6 @@ def _compile_rule(raw, tier_ids, groups):
         fa,
         en,
         _int(rid, raw, "priority", 0, 10**6, DEFAULT_PRIORITY.get(kind, 100)),
-        [],
         _compile_params(rid, kind, raw),
     )
     skus = _str_list(rid, raw, "skus")
@@ -490,7 +482,6 @@ def _compile_rule(raw, tier_ids, groups):
                         "would depend on evaluation order" % (r.exclusive, gid),
                     )
                 r.exclusive = gid
-        r.groups = gl
     w = raw.get("when")
     if w is not None:
         _compile_when(r, w, tier_ids)
@@ -607,13 +598,13 @@ class RuleBook:
         if doc is not None:
             self.replace(doc)
 
-    def replace(self, doc, allow_same=False):
-        """Compile ``doc`` and put it in force; RuleError (and no change) if refused.
+    def put(self, rs, allow_same=False):
+        """Put the compiled rule set ``rs`` in force; RuleError (and no change) if refused.
 
-        A bundle whose version is not newer than the one in force is refused: a
-        terminal never goes back to older rules.
+        A rule set whose version is not newer than the one in force is refused (the
+        same version too, unless ``allow_same``): a terminal never goes back to older
+        rules.
         """
-        rs = compile_rules(doc)
         cur = self.current
         if cur is not None:
             if rs.version < cur.version or (rs.version == cur.version and not allow_same):
@@ -624,3 +615,7 @@ class RuleBook:
                 )
         self.current = rs
         return rs
+
+    def replace(self, doc, allow_same=False):
+        """Compile the bundle document ``doc`` and :meth:`put` it in force."""
+        return self.put(compile_rules(doc), allow_same)

@@ -2,6 +2,7 @@ from typing import Any
 
 MAX_AMOUNT: int
 MAX_POINTS: int
+KINDS: dict[str, tuple[int, tuple[str, ...], bool]]
 
 class Tier:
     def __init__(
@@ -23,7 +24,6 @@ class Rule:
         fa: str,
         en: str,
         priority: int,
-        groups: list[str],
         p: dict[str, Any],
     ) -> None: ...
     id: str
@@ -32,7 +32,6 @@ class Rule:
     fa: str
     en: str
     priority: int
-    groups: list[str]
     p: dict[str, Any]
 
 class RuleSet:
@@ -46,7 +45,6 @@ class RuleSet:
     by_id: dict[str, Rule]
     by_code: dict[str, Rule]
     doc: dict[str, Any]
-    def tier(self, tier_id: str) -> Tier | None: ...
     def tier_for_spend(self, spend: int) -> Tier: ...
 
 def compile_rules(doc: dict[str, Any]) -> RuleSet: ...
@@ -54,4 +52,5 @@ def compile_rules(doc: dict[str, Any]) -> RuleSet: ...
 class RuleBook:
     current: RuleSet | None
     def __init__(self, doc: dict[str, Any] | None = None) -> None: ...
+    def put(self, rs: RuleSet, allow_same: bool = False) -> RuleSet: ...
     def replace(self, doc: dict[str, Any], allow_same: bool = False) -> RuleSet: ...

@@ -21,8 +21,8 @@ else:  # MicroPython has no str.translate: ten replace calls, still in C
         return text
 
 
-def group(n, sep=","):
-    """1234567 -> '1,234,567' (integers only; negative numbers keep their sign)."""
+def _join(n, tri, sep):
+    # n with its thousands joined by sep; tri(r) spells 0 <= r < 1000 in three digits
     sign = ""
     if n < 0:
         sign = "-"
@@ -30,14 +30,19 @@ def group(n, sep=","):
     parts = []
     while n >= 1000:
         n, r = divmod(n, 1000)
-        parts.append("%03d" % r)
-    parts.append(str(n))
+        parts.append(tri(r))
+    head = tri(n)
+    if n < 10:
+        head = head[2:]
+    elif n < 100:
+        head = head[1:]
+    parts.append(head)
     parts.reverse()
     return sign + sep.join(parts)
 
 
-def rials_en(n):
-    return group(n) + " IRR"
+def _tri_en(r):
+    return "%03d" % r
 
 
 # Three Persian digits per entry, so a number is formatted a group at a time
@@ -47,24 +52,22 @@ _TRI = tuple(
 )
 
 
+def _tri_fa(r):
+    return _TRI[r]
+
+
+def group(n):
+    """1234567 -> '1,234,567' (integers only; negative numbers keep their sign)."""
+    return _join(n, _tri_en, ",")
+
+
+def rials_en(n):
+    return group(n) + " IRR"
+
+
 def num_fa(n):
     """1234567 -> '۱٬۲۳۴٬۵۶۷'."""
-    sign = ""
-    if n < 0:
-        sign = "-"
-        n = -n
-    parts = []
-    while n >= 1000:
-        n, r = divmod(n, 1000)
-        parts.append(_TRI[r])
-    head = _TRI[n]
-    if n < 10:
-        head = head[2:]
-    elif n < 100:
-        head = head[1:]
-    parts.append(head)
-    parts.reverse()
-    return sign + "٬".join(parts)
+    return _join(n, _tri_fa, "٬")
 
 
 def rials_fa(n):

@@ -7,7 +7,7 @@ document (docs/rules.md).  A terminal accepts a bundle only if
 1. the signature verifies with the head-office public key pinned at provisioning;
 2. the document passes the engine's validation (edge.core.ruleset.compile_rules);
 3. its tenant is the terminal's and its version is newer than the one in force
-   (``RuleBook.replace``): a terminal never goes back to older rules.
+   (``RuleBook.put``): a terminal never goes back to older rules.
 
 Otherwise the bundle is refused with the reason and the rules in force stay in force.
 """

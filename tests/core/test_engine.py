@@ -8,6 +8,7 @@ import pytest
 
 from edge.core.engine import quote
 from edge.core.errors import DateError, InputError
+from edge.core.inputs import MAX_COUPONS
 from edge.core.ruleset import compile_rules
 from tests.core.helpers import EARN, bundle, line, member, q, rule
 
@@ -306,6 +307,17 @@ def test_payable_never_below_zero() -> None:
         ({"lines": [{"sku": "A", "qty": True, "unit_price": 1}]}, "basket.lines[0].qty"),
         ({"lines": [{"sku": "", "qty": 1, "unit_price": 1}]}, "basket.lines[0].sku"),
         ({"lines": [{"sku": "A\x1b[2J", "qty": 1, "unit_price": 1}]}, "basket.lines[0].sku"),
+        # a lone surrogate (json.loads accepts "\udc80") cannot go into the sale record
+        ({"lines": [{"sku": "MILK\udc80", "qty": 1, "unit_price": 1}]}, "basket.lines[0].sku"),
+        (
+            {"lines": [{"sku": "MILK", "category": "\ud800x", "qty": 1, "unit_price": 1}]},
+            "basket.lines[0].category",
+        ),
+        ({"lines": [line("A", 1)], "store": "tehran-\udfff"}, "basket.store"),
+        ({"lines": [line("A", 1)], "coupons": ["WELCOME\udc80"]}, "basket.coupons"),
+        ({"lines": [line("A", 1)], "coupons": ["WEL\nCOME"]}, "basket.coupons"),
+        ({"lines": [line("A", 1)], "coupons": [""]}, "basket.coupons"),
+        ({"lines": [line("A", 1)], "coupons": [f"C{i}" for i in range(21)]}, "basket.coupons"),
         ({"lines": [{"sku": "A", "qty": 1, "unit_price": 10}], "total": 11}, "basket.total"),
         (
             {"lines": [{"sku": "A", "qty": 1, "unit_price": 10}], "use_wallet": -1},
@@ -317,6 +329,86 @@ def test_bad_baskets_are_refused_naming_the_field(basket: dict[str, Any], field:
     with pytest.raises(InputError) as info:
         quote(compile_rules(bundle(EARN)), basket, member(), "2026-03-20T10:00:00+03:30")
     assert info.value.field == field
+
+
+def test_unusual_but_valid_text_takes_the_slow_path_and_passes() -> None:
+    # characters above the surrogate range (an emoji, U+FFFD) are valid text
+    lines = [line("شیر-\U0001f95b", 100, 1, "لبنیات"), line("A\ufffd", 100, 1, "x\ue000")]
+    r = q(bundle(EARN), lines, member(ref="+98912\U0001f600"))
+    assert [ln["sku"] for ln in r["lines"]] == ["شیر-\U0001f95b", "A\ufffd"]
+    assert r["lines"][1]["category"] == "x\ue000"
+
+
+def test_coupon_codes_are_bounded_and_deduplicated() -> None:
+    doc = bundle(rule("w", "coupon", codes=["WELCOME10"], bp=1000))
+    codes = ["welcome10", " WELCOME10\r\n", "Welcome10"] + [f"X{i}" for i in range(17)]
+    assert len(codes) == MAX_COUPONS
+    r = q(doc, [line("A", 1_000_000)], member(), coupons=codes)
+    assert r["coupons_used"] == ["WELCOME10"]
+    assert len(r["coupons_rejected"]) == 17
+    with pytest.raises(InputError, match="more than 20 codes") as info:
+        q(doc, [line("A", 1_000_000)], member(), coupons=[*codes, "ONE-MORE"])
+    assert info.value.field == "basket.coupons"
+
+
+def test_a_discount_capped_to_nothing_spends_no_coupon_or_birthday_gift() -> None:
+    doc = bundle(
+        rule("ten", "pct_off", bp=1000, priority=1),
+        rule("w", "coupon", codes=["WELCOME10"], single_use=True, bp=1000),
+        rule("bd", "birthday", days_before=3, days_after=7, bp=1000),
+        limits={"member_daily_discount_rials": 1_000_000},
+    )
+    # the member already had today's whole discount allowance
+    m = member(
+        birthday="1370-01-02", today={"date": "2026-03-20", "discount": 1_000_000, "points": 0}
+    )
+    r = q(doc, [line("A", 1_000_000)], m, coupons=["ZZZ", "WELCOME10"])
+    assert r["promo_discount"] == 0
+    assert r["applied"] == []  # no "..., 0 IRR" lines, no birthday_year: nothing claimed
+    assert r["coupons_used"] == []  # the single-use code stays unused
+    assert [(x["code"], x["reason"]) for x in r["coupons_rejected"]] == [
+        ("WELCOME10", "limit"),
+        ("ZZZ", "unknown"),
+    ]
+    assert r["coupons_rejected"][0]["en"].startswith("The discount limit is reached")
+    # a part of the allowance left: the coupon and the gift apply (and are spent)
+    m["today"]["discount"] = 950_000
+    r = q(doc, [line("A", 1_000_000)], m, coupons=["WELCOME10"])
+    assert [(a["rule"], a["discount"]) for a in r["applied"]] == [("ten", 50_000)]
+    m["today"]["discount"] = 850_000
+    r = q(doc, [line("A", 1_000_000)], m, coupons=["WELCOME10"])
+    assert [(a["rule"], a["discount"]) for a in r["applied"]] == [
+        ("ten", 100_000),
+        ("bd", 50_000),
+    ]
+    assert r["applied"][1]["birthday_year"] == 1405
+    assert r["coupons_used"] == [] and r["coupons_rejected"][0]["reason"] == "limit"
+
+
+def test_a_coupon_with_points_is_spent_even_when_its_discount_is_capped() -> None:
+    doc = bundle(
+        rule("v", "coupon", codes=["VIP"], bp=1000, points=50),
+        limits={"member_daily_discount_rials": 1_000_000},
+    )
+    m = member(today={"date": "2026-03-20", "discount": 1_000_000, "points": 0})
+    r = q(doc, [line("A", 1_000_000)], m, coupons=["VIP"])
+    assert r["coupons_used"] == ["VIP"] and r["points_earned"] == 50
+    assert [(a["rule"], a.get("coupon")) for a in r["applied"]] == [("v", "VIP")]
+    # without a member the points cannot be given: the code is not spent either
+    doc = bundle(
+        rule("all", "pct_off", bp=10000, priority=1, when={"members_only": False}),
+        rule("v", "coupon", codes=["VIP"], bp=1000, points=50, when={"members_only": False}),
+    )
+    r = q(doc, [line("A", 1_000_000)], None, coupons=["VIP"])
+    assert r["coupons_used"] == [] and r["coupons_rejected"][0]["reason"] == "limit"
+    assert q(doc, [line("A", 1_000_000)], member(), coupons=["VIP"])["coupons_used"] == ["VIP"]
+
+
+def test_a_points_only_coupon_needs_a_member() -> None:
+    doc = bundle(rule("p", "coupon", codes=["PTS"], points=50, when={"members_only": False}))
+    r = q(doc, [line("A", 1_000_000)], None, coupons=["PTS"])
+    assert r["coupons_used"] == [] and r["coupons_rejected"][0]["reason"] == "member"
+    assert q(doc, [line("A", 1_000_000)], member(), coupons=["PTS"])["points_earned"] == 50
 
 
 def test_bad_member_and_time_refused() -> None:

@@ -56,10 +56,42 @@ def test_validity_agrees_with_phonenumbers_for_every_prefix() -> None:
         "۰۹۱۲۱23٤۵۶۷",
         "+۹۸۹۱۲۱۲۳۴۵۶۷",
         "\u200f۰۹۱۲ ۱۲۳ ۴۵۶۷\u200f",
+        # the trunk 0 kept after the country code
+        "+98 0912 123 4567",
+        "0098 0912 123 4567",
+        "98 0912 123 4567",
+        "+۹۸۰۹۱۲۱۲۳۴۵۶۷",
     ],
 )
 def test_forms_normalise_to_e164(typed: str) -> None:
     assert phone.normalise(typed) == "+989121234567"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "09121234567",
+        "+98 0912 123 4567",
+        "0098 0912 123 4567",
+        "98 0912 123 4567",
+        "+98 00912 123 4567",
+        "0098 00912 123 4567",
+        "980 912 123 456",
+        "+98 0912 123 456",
+        "0098 0912 123 45678",
+        "+98 0212 123 4567",
+        "98 0212 123 4567",
+    ],
+)
+def test_country_code_forms_agree_with_phonenumbers(typed: str) -> None:
+    n = phonenumbers.parse(typed, "IR")
+    ok = phonenumbers.is_valid_number(n) and phonenumbers.number_type(n) in (
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+    assert phone.is_mobile(typed) == ok
+    if ok:
+        assert phone.normalise(typed) == "+98" + str(n.national_number)
 
 
 @pytest.mark.parametrize(
@@ -93,7 +125,7 @@ def test_same_answers_on_micropython() -> None:
     rng = random.Random(7)
     texts = []
     for n in _sample_numbers()[::7]:
-        form = rng.randrange(6)
+        form = rng.randrange(8)
         typed = [
             "0" + n,
             n,
@@ -101,6 +133,8 @@ def test_same_answers_on_micropython() -> None:
             "0098" + n,
             ("0" + n).translate(FA),
             ("0" + n).translate(AR),
+            "+980" + n,
+            "980" + n,
         ][form]
         texts.append(typed)
     texts += ["", "abc", "+1 555 0100", "0912 123 456", "۰۹۱۲-۱۲۳-۴۵۶۷"]

@@ -44,6 +44,14 @@ def test_whole_refund_returns_exactly_what_the_sale_did() -> None:
     assert r["wallet_returned"] == s["wallet_used"]
     assert r["wallet_reversed"] == s["wallet_earned"]
     assert r["en"].startswith("Refund: ")
+    assert r["fa"].startswith("مرجوعی: ")
+
+
+def test_a_void_is_explained_as_a_void() -> None:
+    s = sale()
+    r = refund(s, {}, [{"line": 0, "qty": 1}], "void")
+    assert r["type"] == "void"
+    assert r["en"].startswith("Void: ") and r["fa"].startswith("ابطال: ")
 
 
 def test_unit_by_unit_refunds_add_up_exactly() -> None:
