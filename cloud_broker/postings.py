@@ -1,0 +1,219 @@
+"""What each record type books in the ledger (sale, refund or void, adjustment, enroll),
+and the entry it adds to the reconciled stream.  Mixed into the reconciler's per-batch
+applier, inside its transaction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cloud_broker.db import Tx
+from cloud_broker.ledger import Books, MemberState, s_acct, st_acct
+from edge.core import record as R
+from edge.core.dates import format_timestamp
+from edge.core.ruleset import RuleSet
+from edge.protocol.record import Record
+
+
+class Postings:
+    """Ledger postings of one applied record; the applier provides the state below."""
+
+    books: Books
+    tx: Tx
+    rs: RuleSet
+    # (device, seq) -> (hash, journal id, member, day, store, tenant) of records applied
+    in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str, str]]
+
+    def sale(
+        self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
+    ) -> None:
+        earned, redeemed = p[R.K_POINTS][0], p[R.K_POINTS][1]
+        used, cashback = p[R.K_WALLET][0], p[R.K_WALLET][1]
+        if ms is None:
+            if earned or redeemed or used or cashback:
+                self.books.alert(
+                    "warning",
+                    "anonymous_benefits",
+                    "a sale without a member carries points or wallet amounts; nothing booked",
+                    None,
+                    d,
+                    seq,
+                )
+            return
+        b = self.books
+        tenant, store = p[R.K_TENANT], p[R.K_STORE]
+        b.spend(jid, ms, redeemed, day, s_acct(tenant, "points_redeemed"), d, seq)
+        b.earn(jid, ms, earned, day, d, seq, s_acct(tenant, "points_issued"))
+        b.wallet(jid, ms, cashback, s_acct(tenant, "cashback_issued"), d, seq)
+        b.wallet(jid, ms, -used, st_acct(tenant, store, "wallet_redeemed"), d, seq)
+        ms.visits += 1
+        b.add_spend(ms, day, p[R.K_AMOUNTS][3])
+        for a in p.get(R.K_APPLIED, ()):
+            if a.get(6):
+                ms.birthday_claimed = max(ms.birthday_claimed, a[6])
+            code = a.get(5)
+            if code:
+                self.coupon(code, ms.member, d, seq)
+
+    def coupon(self, code: str, member: str, d: str, seq: int) -> None:
+        r = self.rs.by_code.get(code)
+        others = self.tx.all("SELECT member, device, seq FROM coupon_uses WHERE code = ?", (code,))
+        self.tx.execute(
+            "INSERT INTO coupon_uses (code, member, device, seq) VALUES (?,?,?,?) "
+            "ON CONFLICT (code, device, seq) DO NOTHING",
+            (code, member, d, seq),
+        )
+        if r is not None and r.p.get("single_use") and others:
+            self.books.alert(
+                "warning",
+                "coupon_reuse",
+                f"single-use coupon {code} used again "
+                f"(first by {others[0][0]} at {others[0][1]} seq {others[0][2]})",
+                member,
+                d,
+                seq,
+            )
+
+    def _orig(
+        self, p: dict[int, Any], member: str | None
+    ) -> tuple[int | None, int | None, str | None]:
+        """(journal id, local day, store) of the sale a refund refers to, if head office
+        applied it with that hash, for the same member and tenant; Nones otherwise (points
+        must never go back to another member's lots)."""
+        o = p[R.K_ORIG]
+        key = (o[0], o[1])
+        tenant = p[R.K_TENANT]
+        hit = self.in_batch.get(key)
+        if hit is not None:
+            h, jid, m, day, store, t = hit
+            return (jid, day, store) if (h, m, t) == (o[2], member, tenant) else (None, None, None)
+        row = self.tx.one(
+            "SELECT hash, journal_id, store, member, tenant FROM records WHERE device = ? "
+            "AND seq = ?",
+            key,
+        )
+        if row is None or (bytes(row[0]), row[3], row[4]) != (o[2], member, tenant):
+            return None, None, None
+        jrow = self.tx.one("SELECT day FROM journals WHERE id = ?", (row[1],))
+        return int(row[1]), int(jrow[0]), str(row[2])
+
+    def refund(
+        self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
+    ) -> None:
+        reversed_, returned = p[R.K_POINTS][0], p[R.K_POINTS][1]
+        w_returned, cb_reversed = p[R.K_WALLET][0], p[R.K_WALLET][1]
+        orig_jid, orig_day, orig_store = self._orig(p, ms.member if ms else None)
+        o = p[R.K_ORIG]
+        if orig_jid is None:
+            self.books.alert(
+                "warning",
+                "refund_without_sale",
+                f"refund of {o[0]} seq {o[1]} which head office has not applied "
+                "(or whose hash, member or tenant differs)",
+                ms.member if ms else None,
+                d,
+                seq,
+            )
+        if ms is None:
+            return
+        b = self.books
+        tenant = p[R.K_TENANT]
+        store = orig_store or p[R.K_STORE]
+        b.spend(
+            jid, ms, reversed_, day, s_acct(tenant, "points_issued"), d, seq, prefer=(o[0], o[1])
+        )
+        b.give_back(jid, ms, returned, day, orig_jid, d, seq)
+        b.wallet(jid, ms, w_returned, st_acct(tenant, store, "wallet_redeemed"), d, seq)
+        b.wallet(jid, ms, -cb_reversed, s_acct(tenant, "cashback_issued"), d, seq)
+        b.add_spend(ms, orig_day if orig_day is not None else day, -p[R.K_AMOUNTS][3])
+
+    def adjustment(
+        self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
+    ) -> None:
+        extra = p.get(R.K_EXTRA, {})
+        points, wallet = extra.get(1, 0), extra.get(2, 0)  # integers (the schema checks)
+        if ms is None:
+            if points or wallet:
+                self.books.alert("warning", "adjustment_without_member", "ignored", None, d, seq)
+            return
+        tenant = p[R.K_TENANT]
+        if points > 0:
+            self.books.earn(
+                jid, ms, points, day, d, seq, s_acct(tenant, "points_adjusted"), kind="adjust"
+            )
+        elif points < 0:
+            self.books.spend(jid, ms, -points, day, s_acct(tenant, "points_adjusted"), d, seq)
+        self.books.wallet(jid, ms, wallet, s_acct(tenant, "wallet_adjusted"), d, seq)
+
+    def enroll(self, p: dict[int, Any], ms: MemberState | None) -> None:
+        extra = p.get(R.K_EXTRA, {})
+        if ms is None:
+            return
+        if extra.get(0) == "card" and extra.get(1):
+            card = str(extra[1])
+            self.tx.execute(
+                "INSERT INTO member_cards (card, member) VALUES (?, ?) "
+                "ON CONFLICT (card) DO UPDATE SET member = excluded.member",
+                (card, ms.member),
+            )
+        bday = extra.get(2)
+        if isinstance(bday, str) and not ms.birthday:
+            ms.birthday = bday
+            ms.dirty = True
+
+
+def stream_body(rec: Record, member: str | None, ms: MemberState | None, jid: int) -> bytes:
+    """One entry of the reconciled stream (docs/ledger.md), JSON."""
+    p = rec.payload
+    t = p[R.K_TIME]
+    body: dict[str, Any] = {
+        "v": 1,
+        "tenant": p[R.K_TENANT],
+        "store": p[R.K_STORE],
+        "device": rec.device,
+        "seq": rec.seq,
+        "hash": rec.hash.hex(),
+        "type": p[R.K_TYPE],
+        "member": member,
+        "device_time": format_timestamp(t[0] // 1000, t[1]),
+        "offline": p[R.K_OFFLINE],
+        "journal": jid,
+        "basket": p.get(R.K_BASKET),
+    }
+    if R.K_AMOUNTS in p:
+        a = p[R.K_AMOUNTS]
+        names = (
+            ("subtotal", "discount", "wallet", "payable")
+            if body["type"] == "sale"
+            else ("gross", "discount", "wallet", "refunded")
+        )
+        body["amounts"] = dict(zip(names, (a[0], a[1], a[2], a[3]), strict=True))
+        body["points"] = (
+            {"plus": p[R.K_POINTS][0], "minus": p[R.K_POINTS][1]}
+            if body["type"] == "sale"
+            else {"reversed": p[R.K_POINTS][0], "returned": p[R.K_POINTS][1]}
+        )
+        body["rules_version"] = p[R.K_RULES]
+    if p.get(R.K_BANK):
+        b = p[R.K_BANK]
+        body["bank"] = {
+            k: b[i]
+            for i, k in enumerate(
+                (
+                    "terminal_id",
+                    "trace",
+                    "receipt",
+                    "amount",
+                    "card_type",
+                    "auth_code",
+                    "result",
+                )
+            )
+            if i in b
+        }
+    if p.get(R.K_ORIG):
+        o = p[R.K_ORIG]
+        body["orig"] = {"device": o[0], "seq": o[1], "hash": o[2].hex()}
+    if ms is not None:
+        body["balances"] = {"points": ms.points, "wallet": ms.wallet}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
