@@ -38,6 +38,7 @@ from edge.members import Members
 from edge.protocol import bundles, keys, snapshots, topics
 from edge.protocol.record import Sealer
 from edge.protocol.uplink import Uplink, UplinkConfig
+from edge.queues import first
 from edge.sanitize import clean
 
 log = logging.getLogger("edge.agent")
@@ -269,17 +270,7 @@ class Agent:
     def wait_ident(self, timeout: float, since: float) -> dict[str, Any] | None:
         """The next tap, scan or typed number within ``timeout``; events from before
         ``since`` (the basket was opened: an earlier customer's) are stale."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                ev = self.idents.get(timeout=left)
-            except queue.Empty:
-                return None
-            if ev["at"] >= since:
-                return ev
+        return first(self.idents, lambda ev: bool(ev["at"] >= since), timeout)
 
     # -- life ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
+from edge.queues import first
 from firmware_tools.ui import RefusedError, UnreachableError, dev
 
 
@@ -160,17 +161,7 @@ class Session:
 
     def wait_for(self, match: Callable[[Message], bool], timeout: float) -> Message | None:
         """The first message that ``match`` accepts within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                m = self.messages.get(timeout=left)
-            except queue.Empty:
-                return None
-            if match(m):
-                return m
+        return first(self.messages, match, timeout)
 
     def close(self) -> None:
         c, self._client = self._client, None

@@ -30,33 +30,11 @@ def test_registry_member_quarantine_and_check(tmp_path: Path, ledger_url: str) -
     t = Terminal(tmp_path, "pos-7", "s1")
     pem = tmp_path / "pos-7.pub.pem"
     pem.write_text(public_pem(t.key))
-    r = cli(
-        ledger_url,
-        "devices",
-        "register",
-        "--device",
-        "pos-7",
-        "--tenant",
-        "hypershahr",
-        "--store",
-        "s1",
-        "--pem",
-        str(pem),
-    )
+    register = ("devices", "register", "--device", "pos-7", "--tenant", "hypershahr",
+                "--store", "s1", "--pem", str(pem))  # fmt: skip
+    r = cli(ledger_url, *register)
     assert r.returncode == 0, r.stderr
-    again = cli(
-        ledger_url,
-        "devices",
-        "register",
-        "--device",
-        "pos-7",
-        "--tenant",
-        "hypershahr",
-        "--store",
-        "s1",
-        "--pem",
-        str(pem),
-    )
+    again = cli(ledger_url, *register)
     assert again.returncode == 2 and "already registered" in again.stderr
     ho = HO(ledger_url)
     ho.feed(t, [t.sale(ALI, earned=120, cashback=5_000), t.sale(ALI, redeemed=20)])

@@ -24,6 +24,7 @@ from hw_sim.device import SimDevice
 from hw_sim.faults import Faults
 from hw_sim.pn532 import PN532Sim
 from hw_sim.transport import PtyServer
+from tests.drivers.scripted import ScriptedRx
 
 
 def H(text: str) -> str:
@@ -81,15 +82,14 @@ def test_hand_made_frames_obey_the_manual() -> None:
         assert (f[3] + f[4]) % 256 == 0 and f[3] == len(f) - 7 and sum(f[5:-1]) % 256 == 0
 
 
-class ScriptedPort:
+class ScriptedPort(ScriptedRx):
     """Plays the chip's side of a transcript: each write must be the next host frame of the
     script, byte for byte, and is answered with the chip bytes given beside it."""
 
     def __init__(self, script: list[tuple[str, str]]) -> None:
+        super().__init__()
         self.script = [(H(h), H(c)) for h, c in script]
-        self.rx = bytearray()
         self.baudrate = 115200
-        self.closed = False
 
     def write(self, data: bytes) -> int:
         got = data.hex(" ").upper()
@@ -98,17 +98,6 @@ class ScriptedPort:
         assert got == want, f"the driver wrote {got}, the transcript says {want}"
         self.rx += bytes.fromhex(answer)
         return len(data)
-
-    def read(self, size: int = 1) -> bytes:
-        if not self.rx:
-            time.sleep(0.001)
-            return b""
-        out = bytes(self.rx[:size])
-        del self.rx[:size]
-        return out
-
-    def close(self) -> None:
-        self.closed = True
 
 
 @pytest.fixture

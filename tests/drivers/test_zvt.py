@@ -13,7 +13,6 @@ faults are in ``test_zvt_contract.py``.
 from __future__ import annotations
 
 import random
-import time
 from collections import deque
 from typing import Any
 
@@ -27,6 +26,7 @@ from edge.drivers.zvt.framing import encode_frame
 from edge.drivers.zvt.terminal import _wants_tcp
 from edge.drivers.zvt.transport import SerialLink, TcpLink
 from edge.errors import ConfigError, DeviceError
+from tests.drivers.scripted import ScriptedRx
 from tests.hw_sim.test_zvt_sim import (
     ECR,
     PT,
@@ -56,14 +56,13 @@ def H(text: str) -> bytes:
 # -- 1. transcripts ---------------------------------------------------------------------
 
 
-class ScriptedPort:
+class ScriptedPort(ScriptedRx):
     """A port that plays the terminal's side of a transcript and insists that what the
     driver writes is exactly the cash register's side (in any chunking)."""
 
     def __init__(self, transcript: Transcript) -> None:
+        super().__init__()
         self.script = deque((who, H(text)) for who, text in transcript)
-        self.rx = bytearray()
-        self.port = "scripted"
         self._release()
 
     def _release(self) -> None:
@@ -85,24 +84,6 @@ class ScriptedPort:
             else:
                 self.script[0] = (ECR, want[n:])
         return n
-
-    @property
-    def in_waiting(self) -> int:
-        return len(self.rx)
-
-    def read(self, size: int = 1) -> bytes:
-        if not self.rx:
-            time.sleep(0.001)
-            return b""
-        out = bytes(self.rx[:size])
-        del self.rx[:size]
-        return out
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def scripted(transcript: Transcript, tcp: bool = False, **kw: Any) -> tuple[ZVTTerminal, Any]:

@@ -352,17 +352,12 @@ class ZVTTerminal:
                 if status.unparsed:
                     log.warning("zvt %s: %d bytes of unknown BMPs", self.port_name, status.unparsed)
                 self._send(A.ACK_APDU)
-            elif ctl == A.PRINT_LINE:
+            elif ctl in (A.PRINT_LINE, A.PRINT_BLOCK):
+                parse = A.parse_print_line if ctl == A.PRINT_LINE else A.parse_print_block
                 try:
-                    lines += A.parse_print_line(msg.data, self.encoding)[1]
+                    lines += parse(msg.data, self.encoding)[1]
                 except A.ZVTError as e:
-                    log.warning("zvt %s: unreadable print line: %s", self.port_name, e)
-                self._send(A.ACK_APDU)
-            elif ctl == A.PRINT_BLOCK:
-                try:
-                    lines += A.parse_print_block(msg.data, self.encoding)[1]
-                except A.ZVTError as e:
-                    log.warning("zvt %s: unreadable text block: %s", self.port_name, e)
+                    log.warning("zvt %s: unreadable receipt text: %s", self.port_name, e)
                 self._send(A.ACK_APDU)
             elif ctl in (A.COMPLETION, A.PT_ABORT):
                 self._send(A.ACK_APDU)
