@@ -143,6 +143,28 @@ class Outage:
         )  # fmt: skip
 
 
+class Swap:
+    """Replaces one store's bank terminal half-way through its queue: the new terminal has
+    another id and its trace and receipt numbers start again at 1, as a swapped terminal's
+    do.  The ground-truth checks hold each terminal to its own charges."""
+
+    def __init__(self, out: Out, term: StoreTerminal) -> None:
+        self.out, self.term = out, term
+        self.done = False
+        self.new_id = f"2991{int(term.bank.terminal_id[-4:]):04d}"
+
+    def served(self, term: StoreTerminal, done: int, total: int) -> None:
+        if term is not self.term or self.done or done < total // 2:
+            return
+        self.done = True
+        old = term.bank.terminal_id
+        term.bank.event("swap", terminal_id=self.new_id)
+        self.out.line(
+            self.out.c("\033[33m", f"  ⇄  {term.store}'s bank terminal {old} is swapped for "
+                       f"{self.new_id} (تعویض پایانه بانکی); its trace numbers start again at 1")
+        )  # fmt: skip
+
+
 def wait_drained(terms: list[StoreTerminal], ho: HeadOffice, timeout: float) -> bool:
     """Until every outbox is drained (report.OutboxState.drained); False after ``timeout``."""
 
@@ -237,9 +259,12 @@ def run(out: Out, args: argparse.Namespace, workdir: Path, keep: bool, stack: Ex
     out.head(f"{len(customers)} customers shop in {len(terms)} stores ({planned} visits); {story}")
     progress = Progress(out, terms, truth, stream, every=1.0)
 
+    swap = Swap(out, terms[0 if cut != 0 or len(terms) == 1 else 1])
+
     def served(term: StoreTerminal, done: int, total: int) -> None:
         if outage is not None:
             outage.served(term, done, total)
+        swap.served(term, done, total)
 
     cashiers = [Cashier(t, q, truth, args.pace, served) for t, q in zip(terms, queues, strict=True)]
     t0 = time.monotonic()

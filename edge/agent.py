@@ -25,21 +25,32 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from edge.backoff import Backoff
-from edge.checkout import Checkout, CheckoutError
+from edge.checkout import Checkout
 from edge.clock import Clock
 from edge.config import Config
 from edge.core.errors import PhoneError, RuleError
 from edge.core.ruleset import RuleBook
 from edge.drivers import registry
 from edge.drivers.base import BankTerminal
-from edge.errors import ConfigError, DecodeError, DeviceError, LoyaltyError, SignatureError
-from edge.ledger_cache.outbox import Identity, Limits, Outbox
+from edge.errors import (
+    ChainConflictError,
+    ConfigError,
+    DecodeError,
+    DeviceError,
+    DiskFullError,
+    OutboxFullError,
+    SignatureError,
+)
+from edge.ledger_cache.outbox import MIB, Identity, Limits, Outbox
+from edge.ledger_cache.payments import Payments
 from edge.members import Members
 from edge.protocol import bundles, keys, snapshots, topics
 from edge.protocol.record import Sealer
 from edge.protocol.uplink import Uplink, UplinkConfig
 from edge.queues import first
+from edge.refunds import Refunds
 from edge.sanitize import clean
+from edge.settlement import Settlement
 
 log = logging.getLogger("edge.agent")
 T = TypeVar("T")
@@ -68,6 +79,7 @@ class Agent:
         self.recovered: deque[str] = deque(maxlen=50)  # the latest; all of them are logged
         self._status: dict[str, Any] = {}  # the last counters, while a payment holds the thread
         self.rules_error: str | None = None
+        self.outbox_alarm: str | None = None
         self.uplink: Uplink | None = None
         if cfg.broker is not None:
             t = cfg.tenant
@@ -76,6 +88,7 @@ class Agent:
                 cfg.db_path,
                 self.identity,
                 downlink={topics.rules(t): self.on_rules, topics.snapshot(t): self.on_snapshots},
+                on_conflict=self.on_conflict,
             )
         self.call(self._open_db)
 
@@ -117,11 +130,22 @@ class Agent:
         return result.wait(timeout)  # type: ignore[no-any-return]
 
     def _open_db(self) -> None:
-        limits = Limits(max_bytes=self.cfg.outbox_max_bytes, alarm_pct=self.cfg.alarm_pct)
+        limits = Limits(
+            max_bytes=self.cfg.outbox_max_bytes,
+            alarm_pct=self.cfg.alarm_pct,
+            reserve_bytes=self.cfg.reserve_mb * MIB,
+            min_free_disk=self.cfg.min_free_mb * MIB,
+        )
         self.outbox = Outbox(
-            self.cfg.db_path, self.identity, Sealer(self.key, self.cfg.device), self.clock, limits
+            self.cfg.db_path,
+            self.identity,
+            Sealer(self.key, self.cfg.device),
+            self.clock,
+            limits,
+            on_alarm=self._outbox_alarm,
         )
         self.members = Members(self.outbox.conn, self.cfg.device)
+        self.payments = Payments(self.outbox.conn)
         row = self.outbox.conn.execute("SELECT value FROM kv WHERE key = ?", (RULES_KV,)).fetchone()
         # Either bundle may be refused (a new pinned key, stricter validation): keep serving;
         # club offers are refused with a clear reason until a good bundle comes, rather
@@ -132,17 +156,30 @@ class Agent:
             self._try_install(
                 self.cfg.rules_file.read_bytes(), persist=True, what="provisioned bundle"
             )
+
+    def _build_checkout(self) -> None:
+        """The checkout and its collaborators, once the devices are open."""
+        self.settlement = Settlement(
+            self.payments,
+            self.bank,
+            utc_offset_min=self.clock.now().offset_min,
+            timeout=self.cfg.bank_timeout,
+            on_status=self._bank_status,
+        )
         self.checkout = Checkout(
             self.outbox,
             self.members,
             self.book,
             self.clock,
-            None,
+            self.settlement,
             online=self.online,
             notify=self.notify,
             enroll_new_phones=self.cfg.enroll_new_phones,
-            bank_timeout=self.cfg.bank_timeout,
         )
+        self.refunds = Refunds(self.checkout)
+
+    def _outbox_alarm(self, level: int, msg: str) -> None:
+        self.outbox_alarm = msg if level else None
 
     def _try_install(self, raw: bytes, persist: bool, what: str) -> None:
         try:
@@ -183,6 +220,12 @@ class Agent:
                 )
 
         self.submit(work)
+
+    def on_conflict(self, applied: int, ack_hash: bytes | None, why: str) -> None:
+        """Head office's ack shows a chain this terminal does not hold (uplink thread)."""
+        self.submit(
+            lambda: self.outbox.set_conflict(applied, ack_hash, why, int(time.time() * 1000))
+        )
 
     def on_snapshots(self, raw: bytes) -> None:
         def work() -> None:
@@ -283,9 +326,8 @@ class Agent:
 
     def start(self) -> None:
         self._open_devices()
-        self.checkout.bank = self.bank
-        self.checkout.on_status = self._bank_status
-        for line in self.call(self.checkout.recover):
+        self.call(self._build_checkout)
+        for line in self.call(self.settlement.recover):
             log.warning("recovered after a restart: %s", line)
             self.recovered.append(line)
         self.status()  # the counters a status shows while a payment holds the agent thread
@@ -298,20 +340,23 @@ class Agent:
         terminal may have been busy or unreachable right after the restart); recover()
         reports only what changed."""
         while not self._stop.wait(3.0):
-            if self.call(self._open_payments):
-                for line in self.call(self.checkout.recover):
+            if self.call(self.settlement.pending):
+                for line in self.call(self.settlement.recover):
                     log.warning("recovered: %s", line)
                     self.recovered.append(line)
 
-    def _open_payments(self) -> int:
-        """Payments that took or may have taken money and are not recorded yet."""
-        row = self.outbox.conn.execute(
-            "SELECT COUNT(*) FROM payments WHERE state IN ('unknown', 'approved')"
-        ).fetchone()
-        return int(row[0])
-
-    def _bank_status(self, _device: str, text: str) -> None:
+    def _bank_status(self, text: str) -> None:
         self.last_bank_status = clean(text, 80)
+
+    def _counters(self) -> dict[str, Any]:
+        """The status figures that live on the agent thread."""
+        return {
+            "outbox": self.outbox.status(),
+            "storage": self.outbox.storage(),
+            "unknown": self.settlement.pending(),
+            "unrecorded": len(self.settlement.unrecorded),
+            "recording": recording_state(self.outbox),
+        }
 
     def stop(self) -> None:
         self._stop.set()
@@ -331,17 +376,12 @@ class Agent:
         # to the bank timeout) the last ones are shown, marked busy, so the POS can still
         # read the bank terminal's prompts.
         try:
-            self._status = self.call(
-                lambda: {"outbox": self.outbox.status(), "unknown": self._open_payments()},
-                timeout=0.5,
-            )
+            self._status = self.call(self._counters, timeout=0.5)
             busy = False
         except TimeoutError:
             busy = True
             if not self._status:  # nothing to show yet: wait for the thread after all
-                self._status = self.call(
-                    lambda: {"outbox": self.outbox.status(), "unknown": self._open_payments()}
-                )
+                self._status = self.call(self._counters)
         ob = self._status["outbox"]
         unknown = self._status["unknown"]
         up = self.uplink.status() if self.uplink is not None else {}
@@ -358,11 +398,28 @@ class Agent:
             "rules_error": self.rules_error,
             "devices": dict(self.device_state),
             "payments_unknown": int(unknown),
+            "unrecorded": self._status["unrecorded"],
+            "recording": self._status["recording"],
+            "storage": self._status["storage"],
+            "outbox_alarm": self.outbox_alarm,
             "uptime_s": int(time.monotonic() - self.started),
             "bank_status": self.last_bank_status,
             "busy": busy,
             "recovered": list(self.recovered),
         }
+
+
+def recording_state(outbox: Outbox) -> dict[str, Any]:
+    """Whether the club can record a sale now and, if not, why, for the cashier."""
+    try:
+        outbox.can_record()
+    except ChainConflictError as e:
+        return {"ok": False, "reason": "chain_conflict", "en": e.en, "fa": e.fa}
+    except OutboxFullError as e:
+        return {"ok": False, "reason": "outbox_full", "en": e.en, "fa": e.fa}
+    except DiskFullError as e:
+        return {"ok": False, "reason": "disk_full", "en": e.en, "fa": e.fa}
+    return {"ok": True, "reason": None}
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -399,15 +456,3 @@ class _Result:
         if self._error is not None:
             raise self._error
         return self._value
-
-
-def error_view(e: Exception) -> tuple[int, dict[str, Any]]:
-    if isinstance(e, CheckoutError):
-        return e.status, {"error": e.code, "en": e.en, "fa": e.fa}
-    if isinstance(e, LoyaltyError):
-        return 502, {"error": type(e).__name__, "en": e.en, "fa": e.fa}
-    return 500, {
-        "error": "internal",
-        "en": "internal error (see the agent's log)",
-        "fa": "خطای داخلی (گزارش سرویس را ببینید)",
-    }

@@ -46,6 +46,8 @@ class Config:
     bank_timeout: float
     enroll_new_phones: bool
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    reserve_mb: int = 8  # disk preallocated for sales already charged
+    min_free_mb: int = 16  # below this much free disk no new club sale starts
 
     @property
     def db_path(self) -> Path:
@@ -56,7 +58,7 @@ _SECTIONS = {
     "device": {"tenant", "store", "id", "key", "data_dir", "utc_offset_minutes"},
     "head_office": {"broker", "ca", "cert", "key", "rules_public_key", "rules_bundle"},
     "pos_api": {"listen", "token"},
-    "outbox": {"max_mb", "alarm_pct"},
+    "outbox": {"max_mb", "alarm_pct", "reserve_mb", "min_free_mb"},
     "checkout": {"bank_timeout_s", "enroll_new_phones"},
     "devices": None,  # one table per device
 }
@@ -191,6 +193,12 @@ def load(path: str | Path) -> Config:
     alarm = _get(ob, "outbox", "alarm_pct", list, [50, 80, 95])
     if not all(type(a) is int and 1 <= a <= 100 for a in alarm):
         raise ConfigError("outbox.alarm_pct", "must be percentages 1..100")
+    reserve_mb = _get(ob, "outbox", "reserve_mb", int, 8)
+    if not 0 <= reserve_mb <= 4096:
+        raise ConfigError("outbox.reserve_mb", "must be 0..4096")
+    min_free_mb = _get(ob, "outbox", "min_free_mb", int, 16)
+    if not 0 <= min_free_mb <= 1_000_000:
+        raise ConfigError("outbox.min_free_mb", "must be 0..1000000")
     co = raw.get("checkout", {})
     bank_timeout = _get(co, "checkout", "bank_timeout_s", int, 120)
     if not 1 <= bank_timeout <= 600:
@@ -213,4 +221,6 @@ def load(path: str | Path) -> Config:
         float(bank_timeout),
         _get(co, "checkout", "enroll_new_phones", bool, True),
         _devices(raw.get("devices", {})),
+        reserve_mb,
+        min_free_mb,
     )

@@ -8,7 +8,11 @@
           │    ├── RecordError        a record that breaks the payload schema  (also ValueError)
           │    └── SignatureError     COSE structure, key id or signature invalid
           ├── StorageError            the terminal's SQLite cannot do what was asked
-          │    └── OutboxFullError         the outbox reached its hard limit (bilingual message)
+          │    ├── OutboxFullError    the outbox reached its hard limit (bilingual message)
+          │    ├── DiskFullError      the terminal's disk (not the outbox) has no room left
+          │    └── ChainConflictError head office holds more of this device's chain than
+          │                           the terminal does (reinstalled or restored): no new
+          │                           records until a technician resumes it
           └── DeviceError             a device did not answer or answered nonsense
 
     ValueError
@@ -30,11 +34,13 @@ from edge.core.errors import (
 )
 
 __all__ = [
+    "ChainConflictError",
     "ConfigError",
     "CoreError",
     "DateError",
     "DecodeError",
     "DeviceError",
+    "DiskFullError",
     "InputError",
     "LoyaltyError",
     "OutboxFullError",
@@ -93,5 +99,16 @@ class OutboxFullError(StorageError):
     """The outbox reached its hard limit: no new sales until it drains."""
 
 
+class DiskFullError(StorageError):
+    """The file system holding the terminal's database is full (SQLITE_FULL, ENOSPC, or
+    less free space than the configured minimum): the outbox itself may be nearly empty."""
+
+
 class DeviceError(LoyaltyError):
     """A device did not answer, or answered something that cannot be used."""
+
+
+class ChainConflictError(StorageError):
+    """Head office's acknowledgement names records this terminal does not hold (it was
+    reinstalled with the same key, or its database restored from an old copy): recording
+    more would fork the device's hash chain, so club records stop until it is resumed."""

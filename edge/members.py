@@ -29,6 +29,8 @@ from edge.protocol.snapshots import MemberSnapshot
 class Estimate:
     known: bool  # head office or this terminal has seen the member
     engine: dict[str, Any]  # the engine's member input (points and wallet: what may be spent)
+    points: int = 0  # the balance itself (below zero after an overdraft)
+    wallet: int = 0
 
 
 class Members:
@@ -65,7 +67,7 @@ class Members:
 
     # -- the estimate -----------------------------------------------------------------
 
-    def estimate(self, member: str, today: int, online: bool, policy: dict[str, int]) -> Estimate:
+    def estimate(self, member: str, today: int, online: bool, policy: dict[str, Any]) -> Estimate:
         snap = self._snapshot(member) or {}
         since = int(snap.get("device_seqs", {}).get(self.device, 0))
         rows = self.conn.execute(
@@ -120,7 +122,7 @@ class Members:
         if snap.get("birthday"):
             engine["birthday"] = snap["birthday"]
         known = bool(snap) or bool(rows)
-        return Estimate(known, engine)
+        return Estimate(known, engine, points, wallet)
 
     # -- snapshots from head office ------------------------------------------------------
 

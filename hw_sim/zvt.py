@@ -7,6 +7,13 @@ VU number, authorisation code (BMP 3B), currency, receipt and turnover numbers a
 type, receipt lines (06 D1) when the registration asked the cash register to print, and
 Completion (06 0F) or Abort (06 1E), each time waiting for the cash register's 80 00 00.
 
+Besides payments it answers Refund (06 31: money back to the card) and Reversal (06 30:
+today's payment with a given receipt number cancelled, or 84 B5 / 84 B4 when there is none
+or it was reversed already).  ``history`` lists every transaction with its ``kind``
+(payment, refund, reversal).  The event ``reset`` restarts its trace and receipt counters,
+as a terminal that was reset does; ``swap`` (with a new ``terminal_id``) is the terminal
+replaced by another whose counters start at 1 too.
+
 Outcomes, per payment: ``approve``; ``decline`` (result 05, "do not honour", from the
 bank); ``abort`` (the customer pressed cancel: 06 1E 6C); ``timeout`` (the terminal keeps
 saying "insert card" and never finishes, until the cash register aborts).  Set them with
@@ -27,7 +34,7 @@ import argparse
 import logging
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from edge.drivers.zvt import apdu as A
@@ -49,6 +56,7 @@ log = logging.getLogger("hw_sim.zvt")
 
 OUTCOMES = ("approve", "decline", "abort", "timeout")
 MODES = ("serial", "tcp", "auto")
+TEHRAN = timezone(timedelta(minutes=210))
 DECLINED = 0x05  # from the bank's host: "do not honour"
 ABORTED = 0x6C  # abort via time-out or abort key
 
@@ -70,7 +78,7 @@ class ZVTSim(SimDevice):
         ack_timeout: float = 1.0,
         retries: int = 3,
         reply_timeout: float = 5.0,
-        clock: Callable[[], datetime] = datetime.now,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__()
         _check_outcome(outcome)
@@ -86,7 +94,8 @@ class ZVTSim(SimDevice):
         self.currency = currency
         self.step, self.status_every = step, status_every
         self.ack_timeout, self.retries, self.reply_timeout = ack_timeout, retries, reply_timeout
-        self.clock = clock
+        # a terminal in an Iranian store keeps Tehran time (+03:30), whatever the host's zone
+        self.clock = clock or (lambda: datetime.now(TEHRAN))
         self.queue: deque[tuple[str, str | None]] = deque()
         self.trace = self.receipt_no = self.turnover = 0
         self.config: int | None = None  # the registration's config byte
@@ -129,6 +138,17 @@ class ZVTSim(SimDevice):
                     self.queue.append((o, None))
             elif action == "corrupt_next":
                 self.corrupt_rx += int(args.get("count", 1))
+            elif action in ("reset", "swap"):
+                # the terminal was reset, or (swap) replaced by another with its own
+                # terminal id: the trace, receipt and turnover counters start again and
+                # it remembers no last transaction
+                if action == "swap":
+                    tid = str(args.get("terminal_id", ""))
+                    if len(tid) != 8 or not tid.isdigit() or not tid.isascii():
+                        raise ValueError(f"the terminal id is eight digits, got {tid!r}")
+                    self.terminal_id = tid
+                self.trace = self.receipt_no = self.turnover = 0
+                self.last = None
             else:
                 super().event(action, **args)
 
@@ -207,6 +227,9 @@ class ZVTSim(SimDevice):
                     and sent.data[:2] == b"\x27\x00"
                 ):
                     self.history[-1]["charged"] = True  # the ECR has the approval
+                    orig = self.history[-1].get("orig")
+                    if orig is not None:
+                        orig["reversed"] = True
                 self._next_at = now + (
                     self.step if (self._script or not self._endless) else self.status_every
                 )
@@ -229,6 +252,10 @@ class ZVTSim(SimDevice):
             self._register(msg)
         elif msg.control == A.AUTHORISATION:
             self._authorise(msg)
+        elif msg.control == A.REFUND:
+            self._refund(msg)
+        elif msg.control == A.REVERSAL:
+            self._reversal(msg)
         elif msg.control == A.REPEAT_RECEIPT:
             if self.last is None:
                 self._reply(A.nack(0x83))  # no transaction to repeat
@@ -272,6 +299,52 @@ class ZVTSim(SimDevice):
         if cc != self.currency:
             self._reply(A.nack(0x6F))
             return
+        self._run("payment", amount)
+
+    def _refund(self, msg: A.Apdu) -> None:
+        """06 31: password, 04 amount, [49 currency]: money back to the card."""
+        try:
+            if len(msg.data) < 3:
+                raise A.ZVTError("refund needs the password")
+            bmps = dict(A.parse_bmps(msg.data[3:])[0])
+            amount = A.bcd_int(bmps[0x04])
+            cc = A.bcd_int(bmps[0x49]) if 0x49 in bmps else self.currency
+        except (A.ZVTError, KeyError):
+            self._reply(A.nack(0x9A))
+            return
+        if cc != self.currency:
+            self._reply(A.nack(0x6F))
+            return
+        self._run("refund", amount)
+
+    def _reversal(self, msg: A.Apdu) -> None:
+        """06 30: password, 87 receipt number: cancel that payment of today."""
+        try:
+            if len(msg.data) < 3:
+                raise A.ZVTError("reversal needs the password")
+            bmps = dict(A.parse_bmps(msg.data[3:])[0])
+            receipt = A.bcd_int(bmps[0x87])
+        except (A.ZVTError, KeyError):
+            self._reply(A.nack(0x9A))
+            return
+        orig = next(
+            (
+                h
+                for h in reversed(self.history)
+                if h["kind"] == "payment" and h.get("receipt") == receipt and h["charged"]
+            ),
+            None,
+        )
+        if orig is None:
+            self._reply(A.nack(0xB5))  # reversal not possible: no such payment
+            return
+        if orig.get("reversed"):
+            self._reply(A.nack(0xB4))  # already reversed
+            return
+        self._run("reversal", int(orig["amount"]), orig)
+
+    def _run(self, kind: str, amount: int, orig: dict[str, Any] | None = None) -> None:
+        """One transaction, as the PT runs it once the command is accepted."""
         outcome, card = self.queue.popleft() if self.queue else (self.outcome, None)
         card = card or self.card_type
         self.trace = self.trace % 999_999 + 1
@@ -279,6 +352,8 @@ class ZVTSim(SimDevice):
         # Status-Information; a payment whose result it never took is reversed
         self.history.append(
             {
+                "kind": kind,
+                "terminal_id": self.terminal_id,
                 "amount": amount,
                 "outcome": outcome,
                 "trace": self.trace,
@@ -286,6 +361,8 @@ class ZVTSim(SimDevice):
                 "charged": False,
             }
         )
+        if orig is not None:
+            self.history[-1]["orig"] = orig
         self._reply(A.ACK_APDU)
         steps: list[A.Apdu] = []
         if self.sends_status:
@@ -303,6 +380,7 @@ class ZVTSim(SimDevice):
             steps.append(A.intermediate(0x04))  # waiting for the bank
         result = 0x00 if outcome == "approve" else DECLINED
         self.receipt_no = self.receipt_no % 9999 + 1
+        self.history[-1]["receipt"] = self.receipt_no
         if result == 0:
             self.turnover = self.turnover % 999_999 + 1
         when = self.clock()

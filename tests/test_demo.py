@@ -279,7 +279,12 @@ def test_outbox_and_outage_checks_hold_the_cut_store_to_its_numbers() -> None:
 
 
 SALES = [("pos-1", 2, 1_000_000, 1), ("pos-1", 3, 0, None), ("pos-2", 1, 500_000, 1)]
-BANK = [("pos-1", 1_000_000, 1), ("pos-2", 500_000, 1)]
+# pos-2's bank terminal was swapped for 29000009 after its first sale: traces start at 1 again
+BANK = [("29000001", "in", 1_000_000), ("29000002", "in", 500_000), ("29000009", "in", 70)]
+BOOKED = [("29000001", "in", 1_000_000), ("29000002", "in", 500_000), ("29000009", "in", 70)]
+SALES_ALL = [*SALES, ("pos-2", 2, 70, 1)]
+MONEY = "what each bank terminal charged and paid back is what head office booked"
+ONCE = "every approved sale is in the ledger exactly once"
 
 
 def _failed(checks: list) -> list[str]:  # type: ignore[type-arg]
@@ -287,25 +292,34 @@ def _failed(checks: list) -> list[str]:  # type: ignore[type-arg]
 
 
 def test_money_checks_pass_only_when_everything_matches() -> None:
-    assert (
-        _failed(money_checks(SALES, list(SALES), BANK, [("pos-1", 4, 100)], [("pos-1", 4, 100)]))
-        == []
+    refunds = [("pos-1", 4, 100)]
+    back = [("29000001", "back", 100)]
+    good = money_checks(
+        SALES_ALL, list(SALES_ALL), [*BANK, *back], [*BOOKED, *back], refunds, refunds
     )
+    assert _failed(good) == []
+    assert "29000009: charged 70 IRR in 1 payments" in good[1].detail
     # a sale the till approved that head office never booked
-    assert "every approved sale is in the ledger exactly once" in _failed(
-        money_checks(SALES, SALES[:2], BANK, [], [])
+    assert ONCE in _failed(money_checks(SALES_ALL, SALES_ALL[:2], BANK, BOOKED, [], []))
+    # booked twice under two sequence numbers
+    twice = [*SALES_ALL, ("pos-1", 9, 1_000_000, 1)]
+    failed = _failed(
+        money_checks(SALES_ALL, twice, BANK, [*BOOKED, ("29000001", "in", 1_000_000)], [], [])
     )
-    # booked twice under two sequence numbers: the same bank reference
-    twice = [*SALES, ("pos-1", 9, 1_000_000, 1)]
-    assert "every approved sale is in the ledger exactly once" in _failed(
-        money_checks(SALES, twice, BANK, [], [])
-    )
+    assert ONCE in failed and MONEY in failed
     # the bank charged something no till recorded
-    assert "what the bank terminals charged is what head office booked" in _failed(
-        money_checks(SALES, list(SALES), [*BANK, ("pos-2", 7, 2)], [], [])
+    assert MONEY in _failed(
+        money_checks(SALES_ALL, SALES_ALL, [*BANK, ("29000002", "in", 2)], BOOKED, [], [])
+    )
+    # the swapped terminal's sale booked under the old terminal's id
+    misbooked = [*BOOKED[:2], ("29000002", "in", 70)]
+    assert MONEY in _failed(money_checks(SALES_ALL, SALES_ALL, BANK, misbooked, [], []))
+    # money went back to a card and head office has no refund through that terminal
+    assert MONEY in _failed(
+        money_checks(SALES_ALL, SALES_ALL, [*BANK, *back], BOOKED, refunds, refunds)
     )
     assert "every refund is in the ledger exactly once" in _failed(
-        money_checks(SALES, list(SALES), BANK, [("pos-1", 4, 100)], [])
+        money_checks(SALES_ALL, SALES_ALL, BANK, BOOKED, refunds, [])
     )
 
 

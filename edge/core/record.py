@@ -115,17 +115,29 @@ def sale_body(quote):
 
 
 def refund_body(refund, orig_device, orig_seq, orig_hash):
-    """The fields of a refund or void payload, from an engine refund quote."""
+    """The fields of a refund or void payload, from an engine refund quote.  What the
+    member had already spent (``refund.settle_member``) travels as amounts.4 (Rials
+    withheld from the refund), points.2 and wallet.2 (points and cashback not taken
+    back), each only when not zero."""
+    amounts = {
+        0: refund["gross"],
+        1: refund["discount"],
+        2: refund["wallet_returned"],
+        3: refund["refund_amount"],
+    }
+    points = {0: refund["points_reversed"], 1: refund["points_returned"]}
+    wallet = {0: refund["wallet_returned"], 1: refund["wallet_reversed"]}
+    if refund.get("withheld"):
+        amounts[4] = refund["withheld"]
+    if refund.get("points_forgiven"):
+        points[2] = refund["points_forgiven"]
+    if refund.get("wallet_forgiven"):
+        wallet[2] = refund["wallet_forgiven"]
     return {
-        K_AMOUNTS: {
-            0: refund["gross"],
-            1: refund["discount"],
-            2: refund["wallet_returned"],
-            3: refund["refund_amount"],
-        },
+        K_AMOUNTS: amounts,
         K_LINES: _lines(refund["lines"], True),
-        K_POINTS: {0: refund["points_reversed"], 1: refund["points_returned"]},
-        K_WALLET: {0: refund["wallet_returned"], 1: refund["wallet_reversed"]},
+        K_POINTS: points,
+        K_WALLET: wallet,
         K_RULES: refund.get("rules_version") or 0,
         K_ORIG: {0: orig_device, 1: orig_seq, 2: orig_hash},
     }

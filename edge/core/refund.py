@@ -8,6 +8,14 @@ refunding every unit, in one go or in several, returns exactly X, never more.  D
 and wallet parts are derived (gross - net, net - paid), so every refund satisfies
 ``refunded = gross - discount - wallet`` exactly, like a sale.  A refund cannot itself
 be refunded.
+
+When the member has already spent what the refund takes back (points earned by the sale
+and redeemed since, cashback credited and spent), :func:`settle_member` applies the rules
+bundle's ``refund_clawback`` policy: ``deduct`` (the default) takes back what the member
+still holds and withholds the rest from the money refunded, at ``point_value_rials`` per
+point and Rial for Rial of cashback; ``overdraft`` takes it all back and the member's
+balance goes below zero (recovered from later earnings).  Terminal and head office book
+exactly the figures the refund record carries, so both show the same balance.
 """
 
 from edge.core.errors import RefundError
@@ -129,6 +137,47 @@ def refund(sale, request, prior=None, kind="refund"):
     return result
 
 
+def settle_member(r, points, wallet, policy):
+    """Adjust refund quote ``r`` (from :func:`refund`) to what the member holds now:
+    ``points`` and ``wallet`` are their balances before this refund.  Adds
+    ``points_forgiven``, ``wallet_forgiven`` (what is not taken back) and ``withheld``
+    (Rials kept from the refund for them) and lowers ``points_reversed``,
+    ``wallet_reversed`` and ``refund_amount`` accordingly.  Returns ``r``."""
+    r["points_forgiven"] = 0
+    r["wallet_forgiven"] = 0
+    r["withheld"] = 0
+    if policy.get("refund_clawback", "deduct") != "deduct":
+        return r
+    value = policy.get("point_value_rials", 0)
+    p_after = points - r["points_reversed"] + r["points_returned"]
+    w_after = wallet + r["wallet_returned"] - r["wallet_reversed"]
+    short_w = -w_after if w_after < 0 else 0
+    if short_w > r["wallet_reversed"]:
+        short_w = r["wallet_reversed"]
+    short_p = -p_after if p_after < 0 else 0
+    if short_p > r["points_reversed"]:
+        short_p = r["points_reversed"]
+    if value <= 0:
+        short_p = 0  # points without a money value stay taken back (an overdraft)
+    money = r["refund_amount"]
+    # cashback first (Rial for Rial), then points, never more than the refund holds
+    if short_w > money:
+        short_w = money
+    money -= short_w
+    if short_p * value > money:
+        short_p = money // value if value > 0 else 0
+    withheld = short_w + short_p * value
+    r["points_forgiven"] = short_p
+    r["wallet_forgiven"] = short_w
+    r["withheld"] = withheld
+    r["points_reversed"] -= short_p
+    r["wallet_reversed"] -= short_w
+    r["refund_amount"] -= withheld
+    if withheld:
+        r["fa"], r["en"] = _explain(r)
+    return r
+
+
 def _explain(r):
     void = r["type"] == "void"
     fa = "%s: %s بازگشت وجه" % ("ابطال" if void else "مرجوعی", rials_fa(r["refund_amount"]))
@@ -145,4 +194,7 @@ def _explain(r):
     if r["wallet_reversed"]:
         fa += "، %s از کیف پول کسر" % (rials_fa(r["wallet_reversed"]),)
         en += ", %s cashback taken back" % (rials_en(r["wallet_reversed"]),)
+    if r.get("withheld"):
+        fa += "، %s بابت امتیاز و اعتبار خرج‌شده کسر از مبلغ" % (rials_fa(r["withheld"]),)
+        en += ", %s withheld for points and credit already spent" % (rials_en(r["withheld"]),)
     return (fa, en)

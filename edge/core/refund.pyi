@@ -6,3 +6,6 @@ def refund(
     prior: list[dict[str, int]] | None = None,
     kind: str = "refund",
 ) -> dict[str, Any]: ...
+def settle_member(
+    r: dict[str, Any], points: int, wallet: int, policy: dict[str, Any]
+) -> dict[str, Any]: ...

@@ -68,7 +68,14 @@ KINDS = {
 DEFAULT_PRIORITY = {"basket_threshold": 200, "coupon": 200, "birthday": 200}
 
 _WHEN_FIELDS = ("dates", "weekdays", "hours", "tiers", "stores", "min_subtotal", "members_only")
-_POLICY_FIELDS = ("points_expiry_days", "offline_points_limit", "offline_wallet_limit")
+_POLICY_FIELDS = (
+    "points_expiry_days",
+    "offline_points_limit",
+    "offline_wallet_limit",
+    "refund_clawback",
+    "point_value_rials",
+)
+CLAWBACK = ("deduct", "overdraft")
 _LIMIT_FIELDS = (
     "line_discount_bp",
     "txn_discount_bp",
@@ -544,7 +551,14 @@ def compile_rules(doc):
         # a critical alert, and never drops a paid sale
         "offline_points_limit": _int("policy", pol, "offline_points_limit", 0, MAX_POINTS, 0),
         "offline_wallet_limit": _int("policy", pol, "offline_wallet_limit", 0, MAX_AMOUNT, 0),
+        # a refund of points or cashback the member already spent: withhold their value
+        # from the money refunded ("deduct") or let the balance go below zero ("overdraft")
+        "refund_clawback": pol.get("refund_clawback", "deduct"),
+        # what a point is worth when it has to be paid back in money (0: it cannot be)
+        "point_value_rials": _int("policy", pol, "point_value_rials", 0, 1000000000, 0),
     }
+    if rs.policy["refund_clawback"] not in CLAWBACK:
+        raise _fail("policy", "refund_clawback must be deduct or overdraft")
     groups = _compile_groups(doc)
     raw_rules = doc.get("rules", [])
     if type(raw_rules) is not list:

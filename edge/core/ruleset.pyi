@@ -40,7 +40,7 @@ class RuleSet:
     tiers: list[Tier]
     window_days: int
     limits: dict[str, int]
-    policy: dict[str, int]
+    policy: dict[str, Any]
     rules: list[Rule]
     by_id: dict[str, Rule]
     by_code: dict[str, Rule]

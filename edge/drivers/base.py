@@ -3,7 +3,9 @@ implements them (``edge.drivers.registry`` maps configuration names to them).
 
     CardReader     a tap, a swipe or a scan: ``read(timeout) -> CardRead | None``
     PhoneEntry     digits typed on a keypad or kiosk: ``read_phone(timeout) -> E.164 | None``
-    BankTerminal   charge an amount: ``authorize(amount) -> PaymentResult``
+    BankTerminal   charge an amount: ``authorize(amount) -> PaymentResult``; give money
+                   back: ``refund(amount)``, ``reverse(receipt, amount)``; the last
+                   transaction, for recovery: ``last_result()``
 
 Every driver opens only the port its configuration names (``edge.drivers.serialport``)
 and raises :class:`~edge.errors.DeviceError` with a clear message when the device does not
@@ -62,7 +64,9 @@ class PaymentResult:
     receipt_lines: tuple[str, ...] = field(default_factory=tuple)
 
     def reference(self) -> dict[str, object]:
-        """The bank reference for the transaction record (edge.core.record.bank_field)."""
+        """The bank reference kept with the payment: the transaction record's fields
+        (edge.core.record.bank_field) plus the terminal's date and time, which tell a
+        transaction apart from an older one with the same trace number."""
         return {
             "terminal_id": self.terminal_id,
             "trace": self.trace,
@@ -71,6 +75,8 @@ class PaymentResult:
             "card_type": self.card_type,
             "auth_code": self.auth_code,
             "result": f"{self.result_code:02d}",
+            "date": self.date,
+            "time": self.time,
         }
 
 
@@ -87,6 +93,26 @@ class BankTerminal(Protocol):
         """Charge ``amount`` Rials; intermediate status texts go to ``on_status``.
         A declined or aborted payment is a PaymentResult with approved=False; DeviceError
         when the terminal cannot be reached or breaks the protocol."""
+
+    def refund(
+        self, amount: int, *, on_status: StatusCallback | None = None, timeout: float = 120.0
+    ) -> PaymentResult:
+        """Pay ``amount`` Rials back to the customer's card (a credit, any day)."""
+
+    def reverse(
+        self,
+        receipt: int,
+        amount: int,
+        *,
+        on_status: StatusCallback | None = None,
+        timeout: float = 120.0,
+    ) -> PaymentResult:
+        """Cancel the payment with this receipt number before the terminal's end of day
+        (the whole amount goes back and it never reaches the customer's statement)."""
+
+    def last_result(self, timeout: float = 15.0) -> PaymentResult | None:
+        """The terminal's last transaction as it remembers it (for recovering a payment
+        whose answer a failure lost); None if it has none or will not say."""
 
     def abort(self) -> None:
         """Ask the terminal to abort the payment in progress."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from edge.errors import StorageError
+from edge.errors import DiskFullError, StorageError
 
 MIGRATIONS: list[str] = [
     # 1: device counters, outbox, local member deltas, cached member snapshots and rules
@@ -94,6 +94,19 @@ MIGRATIONS: list[str] = [
         member TEXT NOT NULL
     );
     """,
+    # 3: money going back to the card goes through the same intents as money coming in;
+    #    the POS's idempotency key (one charge per key, across restarts) and the answer
+    #    it was given, for a repeat
+    """
+    ALTER TABLE payments ADD COLUMN kind TEXT NOT NULL DEFAULT 'sale';
+    ALTER TABLE payments ADD COLUMN idem TEXT;
+    ALTER TABLE payments ADD COLUMN result TEXT;
+    ALTER TABLE payments ADD COLUMN orig_seq INTEGER;
+    ALTER TABLE payments ADD COLUMN request TEXT;
+    CREATE UNIQUE INDEX payments_idem ON payments (idem)
+        WHERE idem IS NOT NULL AND state NOT IN ('declined', 'cancelled');
+    ALTER TABLE sales ADD COLUMN bank TEXT;
+    """,
 ]
 
 
@@ -122,13 +135,38 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     the transaction back itself; a second ROLLBACK would fail with "no transaction is
     active" and hide the real error, so it is issued only if a transaction is open.
     """
-    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield conn
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.OperationalError as e:
+        if is_full(e):
+            raise DiskFullError(f"the terminal's disk is full: {e}", fa=DISK_FULL_FA) from e
+        raise
+
+
+DISK_FULL_FA = "دیسک پایانه پر است"
+
+
+def is_full(e: BaseException) -> bool:
+    """SQLITE_FULL: the file system has no room (not the outbox's own limit)."""
+    return isinstance(e, sqlite3.OperationalError) and (
+        getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+    )
+
+
+def write(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()) -> sqlite3.Cursor:
+    """One statement in autocommit, with a full disk reported as DiskFullError."""
+    try:
+        return conn.execute(sql, params)
+    except sqlite3.OperationalError as e:
+        if is_full(e):
+            raise DiskFullError(f"the terminal's disk is full: {e}", fa=DISK_FULL_FA) from e
         raise
 
 

@@ -10,8 +10,13 @@ Rows leave the outbox only when head office's application ack (``applied_through
 covers them (:class:`OutboxView`, used by the uplink thread on its own connection).
 The outbox never overwrites: it grows until the disk limit, raising alarms at the
 configured fill levels, and refuses *new* sales at the hard limit (``check_capacity``,
-called before the card is charged, also keeps ``reserve_bytes`` of disk free).  A sale
-whose card was already charged is never refused by these limits.
+called before the card is charged).  Two different things can stop a sale, and they are
+told apart everywhere: the **outbox is full** (its own limit, ``max_bytes``: head office
+has not acknowledged for a long time) and the **disk is full** (less than
+``min_free_disk`` free on the file system, whatever filled it).  A sale whose card was
+already charged is never refused by these limits, and if the disk fills while the bank
+terminal is approving it, the preallocated reserve (edge.ledger_cache.reserve) is
+released so that its record can still be written.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from typing import Any
 
 from edge.clock import Clock
 from edge.core import record as R
-from edge.errors import OutboxFullError, StorageError
+from edge.errors import ChainConflictError, DiskFullError, OutboxFullError, StorageError
 from edge.ledger_cache import db
+from edge.ledger_cache.reserve import Reserve
 from edge.protocol.record import Record, Sealer
 
 log = logging.getLogger("edge.outbox")
@@ -45,12 +51,13 @@ class Identity:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Outbox bounds.  ``max_bytes`` is the hard limit for new sales; ``reserve_bytes``
-    above it is kept for sales already charged; ``min_free_disk`` is the free space the
-    file system must keep; alarms go off at ``alarm_pct`` of ``max_bytes``."""
+    """Outbox bounds.  ``max_bytes`` is the hard limit for new sales; ``reserve_bytes`` of
+    disk are preallocated for sales already charged (released when the disk fills);
+    ``min_free_disk`` is the free space the file system must keep for a new sale to
+    start; alarms go off at ``alarm_pct`` of ``max_bytes``."""
 
     max_bytes: int = 256 * MIB
-    reserve_bytes: int = 4 * MIB
+    reserve_bytes: int = 8 * MIB
     min_free_disk: int = 16 * MIB
     alarm_pct: tuple[int, ...] = (50, 80, 95)
 
@@ -78,6 +85,25 @@ FULL_EN = (
     "The loyalty store on this terminal is full: club sales are paused until it sends "
     "its records to head office. Call support."
 )
+CONFLICT_KEY = "chain_conflict"
+CONFLICT_EN = (
+    "This terminal's records are behind head office's (it was reinstalled or restored from "
+    "an old copy): club sales are stopped so that none is lost. A technician must resume "
+    "it (python -m firmware_tools resume)."
+)
+CONFLICT_FA = (
+    "سوابق این پایانه از دفتر مرکزی عقب‌تر است (دوباره نصب یا از نسخه قدیمی بازگردانده "
+    "شده)؛ برای اینکه هیچ خریدی گم نشود فروش باشگاهی متوقف شده است. تکنسین باید پایانه "
+    "را بازیابی کند."
+)
+DISK_FA = (
+    "دیسک این پایانه پر است؛ فروش باشگاهی تا آزاد شدن فضا ممکن نیست. "
+    "پرداخت بدون باشگاه ممکن است. با پشتیبانی تماس بگیرید."
+)
+DISK_EN = (
+    "This terminal's disk is full: club sales are paused until space is freed. Card "
+    "payments without the club still work. Call support."
+)
 
 
 class Outbox:
@@ -104,6 +130,10 @@ class Outbox:
         self._conn = db.connect(self.path)
         self._ensure_device()
         self._level = self._alarm_level(self._bytes())
+        self.reserve = Reserve(self.path.parent, self.limits.reserve_bytes)
+        self.reserve.ensure(self.limits.min_free_disk)
+        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (CONFLICT_KEY,)).fetchone()
+        self._conflict: dict[str, Any] | None = json.loads(row[0]) if row else None
 
     # -- set-up -----------------------------------------------------------------------
 
@@ -141,16 +171,67 @@ class Outbox:
         return level
 
     def check_capacity(self) -> None:
-        """Raise OutboxFullError when a new sale must not start (call before charging)."""
+        """Raise OutboxFullError or DiskFullError when a new sale must not start (call
+        before charging).  Makes the disk reserve again if it was used and there is room."""
         used = self._bytes()
         if used >= self.limits.max_bytes:
             raise OutboxFullError(
                 f"outbox holds {used} bytes, the limit is {self.limits.max_bytes}: {FULL_EN}",
                 fa=FULL_FA,
             )
+        self.reserve.ensure(self.limits.min_free_disk)
         free = self._disk_free()
-        if free < self.limits.min_free_disk + self.limits.reserve_bytes:
-            raise OutboxFullError(f"only {free} bytes free on the disk: {FULL_EN}", fa=FULL_FA)
+        if free < self.limits.min_free_disk:
+            raise DiskFullError(
+                f"only {free} bytes free on the disk (at least {self.limits.min_free_disk} "
+                f"needed): {DISK_EN}",
+                fa=DISK_FA,
+            )
+
+    def disk_full(self) -> bool:
+        return self._disk_free() < self.limits.min_free_disk
+
+    def can_record(self) -> None:
+        """Raise ChainConflictError, OutboxFullError or DiskFullError when no new record
+        may be written now (call before charging)."""
+        if self._conflict is not None:
+            raise ChainConflictError(
+                f"{CONFLICT_EN} (head office has applied seq {self._conflict['applied']}, "
+                f"this terminal has written {self._conflict['written']})",
+                fa=CONFLICT_FA,
+            )
+        self.check_capacity()
+
+    # -- the chain against head office's ----------------------------------------------------
+
+    @property
+    def conflict(self) -> dict[str, Any] | None:
+        """What head office said that this terminal's chain cannot follow, or None."""
+        return self._conflict
+
+    def set_conflict(self, applied: int, ack_hash: bytes | None, why: str, now_ms: int) -> None:
+        """Stop recording: head office's ack shows a chain this terminal does not hold."""
+        if self._conflict is not None:
+            return
+        written = int(self._conn.execute("SELECT next_seq - 1 FROM device").fetchone()[0])
+        info = {
+            "applied": applied,
+            "hash": ack_hash.hex() if ack_hash else None,
+            "written": written,
+            "why": why,
+            "at_ms": now_ms,
+        }
+        db.write(
+            self._conn,
+            "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value",
+            (CONFLICT_KEY, json.dumps(info)),
+        )
+        self._conflict = info
+        log.critical(
+            "chain conflict: %s; club records are stopped until a technician resumes this terminal",
+            why,
+        )
 
     def _note_level(self, used: int) -> None:
         level = self._alarm_level(used)
@@ -185,8 +266,29 @@ class Outbox:
         also: Callable[[sqlite3.Connection, Record], None] | None = None,
     ) -> Record:
         """Allocate seq, seal, store; returns after the commit.  ``charged`` says the money
-        was already taken, so the outbox limits do not apply.  ``also`` runs inside the
-        same transaction with the new record (the checkout's own bookkeeping)."""
+        was already taken, so the outbox limits do not apply and a full disk releases the
+        reserve for one more try.  ``also`` runs inside the same transaction with the new
+        record (the checkout's own bookkeeping)."""
+        args = (kind, body, member, bank, offline, basket, delta, charged, also)
+        try:
+            return self._commit(*args)
+        except DiskFullError:
+            if not (charged and self.reserve.release()):
+                raise
+        return self._commit(*args)
+
+    def _commit(
+        self,
+        kind: str,
+        body: dict[int, Any],
+        member: dict[int, str] | None,
+        bank: dict[int, Any] | None,
+        offline: bool,
+        basket: str | None,
+        delta: MemberDelta | None,
+        charged: bool,
+        also: Callable[[sqlite3.Connection, Record], None] | None,
+    ) -> Record:
         conn = self._conn
         with db.transaction(conn):
             seq, last_hash, used = conn.execute(
@@ -263,6 +365,16 @@ class Outbox:
             "alarm_pct": self._level,
         }
 
+    def storage(self) -> dict[str, Any]:
+        """The disk, apart from the outbox: free bytes, the minimum, the reserve."""
+        free = self._disk_free()
+        return {
+            "disk_free": free,
+            "disk_min_free": self.limits.min_free_disk,
+            "disk_full": free < self.limits.min_free_disk,
+            "reserve_ready": self.reserve.ready(),
+        }
+
     @property
     def conn(self) -> sqlite3.Connection:
         """The writer's connection (the agent's own tables live in the same file)."""
@@ -306,14 +418,15 @@ class OutboxView:
         """Apply head office's cumulative ack; returns the number of rows deleted.
 
         An ack beyond what this device wrote, or whose hash is not our record's hash,
-        is refused with StorageError (and deletes nothing): it means head office is
-        talking about another device's history.
+        is refused with ChainConflictError (and deletes nothing): head office holds a
+        history of this device that this database does not (it was reinstalled with the
+        same key, or restored from an old copy).
         """
         conn = self._conn
         with db.transaction(conn):
             last, done = conn.execute("SELECT next_seq - 1, applied_through FROM device").fetchone()
             if applied_through > last:
-                raise StorageError(
+                raise ChainConflictError(
                     f"head office acknowledges seq {applied_through} but this "
                     f"device has only written {last}"
                 )
@@ -325,7 +438,7 @@ class OutboxView:
                     "SELECT hash FROM outbox WHERE seq = ?", (applied_through,)
                 ).fetchone()
                 if row is not None and bytes(row[0]) != ack_hash:
-                    raise StorageError(
+                    raise ChainConflictError(
                         f"head office's hash for seq {applied_through} is not this device's record"
                     )
             n, size = conn.execute(

@@ -161,10 +161,13 @@ def _map(v: Any, where: str, allowed: range | tuple[int, ...]) -> dict[int, Any]
     return v
 
 
-def _pair(v: Any, where: str) -> tuple[int, int]:
-    m = _map(v, where, (0, 1))
+def _pair(v: Any, where: str, forgiven: bool = False) -> tuple[int, int]:
+    """Keys 0 and 1; with ``forgiven`` (refunds) an optional 2: the part not taken back."""
+    m = _map(v, where, (0, 1, 2) if forgiven else (0, 1))
     if 0 not in m or 1 not in m:
         raise _fail("missing_field", f"{where} needs keys 0 and 1")
+    if 2 in m:
+        _uint(m[2], f"{where}.2")
     return _uint(m[0], f"{where}.0"), _uint(m[1], f"{where}.1")
 
 
@@ -288,10 +291,14 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
     for k in _MONEY_KEYS:
         if k not in p:
             raise _fail("missing_field", f"a {kind} record needs key {k}")
-    a = _map(p[R.K_AMOUNTS], "amounts", (0, 1, 2, 3))
+    money_back = kind != "sale"
+    a = _map(p[R.K_AMOUNTS], "amounts", (0, 1, 2, 3, 4) if money_back else (0, 1, 2, 3))
     gross, disc, wallet, payable = (_uint(a.get(i), f"amounts.{i}") for i in range(4))
-    if payable != gross - disc - wallet:
-        raise _fail("inconsistent", f"payable {payable} != {gross} - {disc} - {wallet}")
+    withheld = _uint(a[4], "amounts.4") if 4 in a else 0
+    if payable != gross - disc - wallet - withheld:
+        raise _fail(
+            "inconsistent", f"payable {payable} != {gross} - {disc} - {wallet} - {withheld}"
+        )
     lines = p[R.K_LINES]
     if type(lines) is not list or not lines or len(lines) > MAX_LINES:
         raise _fail("bad_field", f"lines must be a list of 1..{MAX_LINES} maps")
@@ -308,8 +315,8 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
             sums[j] += _uint(ln.get(4 + j), f"lines[{i}].{R.LINE_FIGURES[j]}")
         if kind != "sale":
             _uint(ln.get(10), f"lines[{i}].line", MAX_LINES)
-    earned, redeemed = _pair(p[R.K_POINTS], "points")
-    used, cashback = _pair(p[R.K_WALLET], "wallet")
+    earned, redeemed = _pair(p[R.K_POINTS], "points", money_back)
+    used, cashback = _pair(p[R.K_WALLET], "wallet", money_back)
     checks = (
         (sums[1], used, "wallet"),
         (sums[2], payable, "paid"),

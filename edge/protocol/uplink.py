@@ -35,7 +35,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from edge.backoff import Backoff
-from edge.errors import DecodeError, StorageError
+from edge.errors import ChainConflictError, DecodeError, StorageError
 from edge.ledger_cache.outbox import Identity, OutboxView
 from edge.protocol import messages, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
@@ -59,6 +59,7 @@ class Uplink(threading.Thread):
         db_path: Path | str,
         identity: Identity,
         downlink: dict[str, Callable[[bytes], None]] | None = None,
+        on_conflict: Callable[[int, bytes | None, str], None] | None = None,
     ) -> None:
         super().__init__(name=f"uplink-{identity.device}", daemon=True)
         self.cfg = cfg
@@ -99,6 +100,9 @@ class Uplink(threading.Thread):
         # other topics this device reads (rules, snapshots): handlers run in this thread
         # and must hand the work on quickly
         self._downlink = dict(downlink or {})
+        # head office's ack shows a chain this terminal does not hold (called in this thread)
+        self._on_conflict = on_conflict
+        self._conflict_told = False
 
     # -- public, thread-safe ------------------------------------------------------------
 
@@ -334,6 +338,13 @@ class Uplink(threading.Thread):
         assert self._view is not None
         try:
             deleted = self._view.ack(applied, h, int(time.time() * 1000))
+        except ChainConflictError as e:
+            if not self._conflict_told:
+                log.critical("head office's ack does not fit this device's records: %s", e)
+                self._conflict_told = True
+                if self._on_conflict is not None:
+                    self._on_conflict(applied, h, str(e))
+            return
         except StorageError as e:
             log.error("ignored an ack that does not match this device's records: %s", e)
             return

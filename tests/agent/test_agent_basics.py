@@ -48,9 +48,22 @@ def test_phone_in_persian_digits_enrols_a_new_member(store: Store) -> None:
         "POST", f"/v1/sessions/{s['session']}/identify", {"phone": "۰۹۱۲ ۱۲۳ ۴۵۶۷"}
     )
     assert code == 200, s2
-    assert s2["member"] == "+989121234567" and s2["enrolled"] is True
+    assert s2["member"] == "+989121234567" and s2["enrolled"] is True  # with the sale
     assert any(a["rule"] == "welcome" for a in s2["quote"]["applied"])  # first purchase
-    assert store.status()["outbox"]["depth"] == 1  # the enrol record
+    # typing a number enrols nobody: a mistyped number on a cancelled basket leaves no member
+    assert store.status()["outbox"]["depth"] == 0
+    code, c = store.api("POST", f"/v1/sessions/{s['session']}/cancel")
+    assert code == 200 and c["state"] == "cancelled"
+    assert store.status()["outbox"]["depth"] == 0
+    # an explicit enrolment, with the customer's consent, writes the enrol record
+    code, e = store.api("POST", "/v1/members", {"phone": "۰۹۱۲ ۱۲۳ ۴۵۶۷"})
+    assert code == 400 and e["error"] == "bad_request"  # no consent: nothing written
+    code, e = store.api("POST", "/v1/members", {"phone": "۰۹۱۲ ۱۲۳ ۴۵۶۷", "consent": True})
+    assert code == 200 and e == {"member": "+989121234567", "enrolled": True}
+    assert store.status()["outbox"]["depth"] == 1
+    code, e = store.api("POST", "/v1/members", {"phone": "09121234567", "consent": True})
+    assert code == 200 and e["enrolled"] is False  # already a member: no second record
+    assert store.status()["outbox"]["depth"] == 1
 
 
 def test_a_wrong_phone_number_gets_a_bilingual_message(store: Store) -> None:

@@ -133,6 +133,8 @@ def test_transcript_approved_payment(tcp: bool) -> None:
         "card_type": "Mastercard",
         "auth_code": "112648",
         "result": "00",
+        "date": "0320",
+        "time": "143005",
     }
 
 

@@ -13,38 +13,71 @@ from edge.checkout import Checkout
 from edge.clock import Clock
 from edge.core.ruleset import RuleBook
 from edge.drivers.base import PaymentResult
-from edge.ledger_cache.outbox import Identity, Outbox
+from edge.ledger_cache.outbox import Identity, Limits, Outbox
+from edge.ledger_cache.payments import Payments
 from edge.members import Members
 from edge.protocol.record import Sealer
+from edge.refunds import Refunds
+from edge.settlement import Settlement
 from tests.helpers.store import rules_doc
 
 
 class FakeBank:
     """A bank terminal that approves at once, or does what ``script`` says: each entry is a
     PaymentResult to return or an exception to raise.  ``last`` is what Repeat Receipt
-    reports."""
+    reports.  Every approval carries the terminal's date and time (``clock``: MMDD, HHMMSS)."""
 
     def __init__(self, terminal_id: str = "29001006") -> None:
         self.terminal_id = terminal_id
         self.trace = 0
         self.script: list[PaymentResult | Exception] = []
         self.last: PaymentResult | None = None
-        self.charged: list[int] = []
+        self.charged: list[int] = []  # money in (negative: money back to the card)
+        self.clock = ("0320", "093000")
 
     def approve(self, amount: int) -> PaymentResult:
         self.trace += 1
-        return PaymentResult(True, amount, 0, "ok", "ok", self.terminal_id, self.trace, self.trace)
+        date, time_ = self.clock
+        return PaymentResult(
+            True,
+            amount,
+            0,
+            "ok",
+            "ok",
+            self.terminal_id,
+            self.trace,
+            self.trace,
+            date=date,
+            time=time_,
+        )
 
-    def authorize(
-        self, amount: int, on_status: Callable[[str], None] | None = None, timeout: float = 0
-    ) -> PaymentResult:
+    def _run(self, amount: int, sign: int) -> PaymentResult:
         step = self.script.pop(0) if self.script else self.approve(amount)
         if isinstance(step, Exception):
             raise step
         if step.approved:
-            self.charged.append(step.amount)
-            self.last = step
+            self.charged.append(sign * step.amount)
+        self.last = step
         return step
+
+    def authorize(
+        self, amount: int, on_status: Callable[[str], None] | None = None, timeout: float = 0
+    ) -> PaymentResult:
+        return self._run(amount, 1)
+
+    def refund(
+        self, amount: int, on_status: Callable[[str], None] | None = None, timeout: float = 0
+    ) -> PaymentResult:
+        return self._run(amount, -1)
+
+    def reverse(
+        self,
+        receipt: int,
+        amount: int,
+        on_status: Callable[[str], None] | None = None,
+        timeout: float = 0,
+    ) -> PaymentResult:
+        return self._run(amount, -1)
 
     def last_result(self, timeout: float = 15.0) -> PaymentResult | None:
         return self.last
@@ -53,17 +86,30 @@ class FakeBank:
         pass
 
 
-def make_checkout(tmp: Path, bank: Any = None, *, enroll: bool = False) -> Checkout:
+class Till:
+    """A checkout with its settlement and refunds, as the agent builds them."""
+
+    def __init__(self, co: Checkout, refunds: Refunds) -> None:
+        self.co = co
+        self.refunds = refunds
+
+
+def make_checkout(
+    tmp: Path, bank: Any = None, *, enroll: bool = False, limits: Limits | None = None
+) -> Checkout:
     key = Ed25519PrivateKey.generate()
     ident = Identity("hypershahr", "s1", "pos-1")
-    outbox = Outbox(tmp / "edge.db", ident, Sealer(key, "pos-1"), Clock(210))
-    return Checkout(
+    outbox = Outbox(tmp / "edge.db", ident, Sealer(key, "pos-1"), Clock(210), limits)
+    settlement = Settlement(Payments(outbox.conn), bank, utc_offset_min=210)
+    co = Checkout(
         outbox,
         Members(outbox.conn, "pos-1"),
         RuleBook(rules_doc()),
         Clock(210),
-        bank,
+        settlement,
         online=lambda: True,
         notify=lambda: None,
         enroll_new_phones=enroll,
     )
+    co.refunds = Refunds(co)  # type: ignore[attr-defined]
+    return co

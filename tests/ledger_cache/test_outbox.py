@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.clock import Clock
 from edge.core import record as R
-from edge.errors import DecodeError, OutboxFullError, SignatureError, StorageError
+from edge.errors import DecodeError, DiskFullError, OutboxFullError, SignatureError, StorageError
 from edge.ledger_cache import db
 from edge.ledger_cache.outbox import Identity, Limits, MemberDelta, Outbox, OutboxView
 from edge.protocol.record import Record, Sealer, open_record
@@ -78,9 +78,11 @@ def test_a_full_disk_is_reported_as_such(tmp_path: Path) -> None:
     conn = dev.outbox.conn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count={pages}")  # the disk is full from here on
-    with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+    with pytest.raises(DiskFullError, match="database or disk is full") as e:
         for i in range(1, 500):
             commit_sale(dev, i)
+    assert not isinstance(e.value, OutboxFullError)  # the disk, not the outbox's own limit
+    assert e.value.fa and e.value.fa != e.value.en
     assert not conn.in_transaction  # SQLite rolled back itself; our ROLLBACK was skipped
     conn.execute(f"PRAGMA max_page_count={2**30}")  # space again: the chain continues
     last = dev.outbox.status()["last_seq"]
@@ -98,7 +100,7 @@ def test_transaction_rolls_back_on_error_and_survives_sqlite_s_own_rollback(
     assert conn.execute("SELECT COUNT(*) FROM kv").fetchone()[0] == 0
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count={pages}")
-    with pytest.raises(sqlite3.OperationalError, match="full"), db.transaction(conn):
+    with pytest.raises(DiskFullError, match="full"), db.transaction(conn):
         conn.execute("INSERT INTO kv (key, value) VALUES ('b', zeroblob(1000000))")
     assert not conn.in_transaction
     with db.transaction(conn):

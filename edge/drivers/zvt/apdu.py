@@ -31,6 +31,8 @@ COMPLETION = 0x060F  # PT -> ECR, chapter 3.3 (master rights return to the ECR)
 PT_ABORT = 0x061E  # PT -> ECR, chapter 3.4 (the transaction ended without success)
 ECR_ABORT = 0x06B0  # ECR -> PT, chapter 2.21 (abort the running transaction)
 REPEAT_RECEIPT = 0x0620  # ECR -> PT: send the last transaction's result and receipt again
+REVERSAL = 0x0630  # ECR -> PT, chapter 2.10 (cancel a payment of today by its receipt number)
+REFUND = 0x0631  # ECR -> PT, chapter 2.11 (credit an amount to the card)
 PRINT_LINE = 0x06D1  # PT -> ECR, chapter 3.5 (one receipt line for the ECR's printer)
 PRINT_BLOCK = 0x06D3  # PT -> ECR, chapter 3.6 (a whole receipt as a TLV text block)
 
@@ -44,6 +46,9 @@ NAMES = {
     COMPLETION: "Completion",
     PT_ABORT: "Abort (PT)",
     ECR_ABORT: "Abort (ECR)",
+    REPEAT_RECEIPT: "Repeat Receipt",
+    REVERSAL: "Reversal",
+    REFUND: "Refund",
     PRINT_LINE: "Print Line",
     PRINT_BLOCK: "Print Text-Block",
 }
@@ -372,6 +377,22 @@ def authorisation(amount: int, currency: int | None) -> Apdu:
     if currency is not None:
         items.append((0x49, bcd(currency, 2)))
     return Apdu(0x06, 0x01, encode_bmps(items))
+
+
+def reversal(password: str, receipt: int) -> Apdu:
+    """06 30: <password, 3 bytes BCD> 87 <receipt number, 2 bytes BCD>: cancel the
+    payment with that receipt number (before the terminal's end of day)."""
+    if not 0 < receipt <= 9999:
+        raise ValueError(f"a receipt number is 1..9999, got {receipt}")
+    return Apdu(0x06, 0x30, password_bcd(password) + encode_bmps([(0x87, bcd(receipt, 2))]))
+
+
+def refund(password: str, amount: int, currency: int | None) -> Apdu:
+    """06 31: <password, 3 bytes BCD> 04 <amount> [49 <currency>]: credit the card."""
+    items = [(0x04, bcd(amount, 6))]
+    if currency is not None:
+        items.append((0x49, bcd(currency, 2)))
+    return Apdu(0x06, 0x31, password_bcd(password) + encode_bmps(items))
 
 
 ECR_ABORT_APDU = Apdu(0x06, 0xB0)

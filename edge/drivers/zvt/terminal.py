@@ -54,6 +54,13 @@ def _wants_tcp(url: str) -> bool:
     return u.scheme == "sim" and parse_qs(u.query).get("mode", [""])[0] == "tcp"
 
 
+def _check_amount(amount: int) -> None:
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError(f"the amount is an int number of Rials, got {type(amount).__name__}")
+    if not 0 < amount <= A.MAX_AMOUNT:
+        raise ValueError(f"amount must be 1..{A.MAX_AMOUNT} Rials, got {amount}")
+
+
 def _declined(code: int, en: str | None = None, fa: str | None = None, **kw: Any) -> PaymentResult:
     t_en, t_fa = result_text(code)
     return PaymentResult(False, 0, code, en or t_en, fa or t_fa, **kw)
@@ -131,16 +138,49 @@ class ZVTTerminal:
         self, amount: int, *, on_status: StatusCallback | None = None, timeout: float = 120.0
     ) -> PaymentResult:
         """Charge ``amount`` Rials (an int; 12 digits at most)."""
-        if isinstance(amount, bool) or not isinstance(amount, int):
-            raise TypeError(f"the amount is an int number of Rials, got {type(amount).__name__}")
-        if not 0 < amount <= A.MAX_AMOUNT:
-            raise ValueError(f"amount must be 1..{A.MAX_AMOUNT} Rials, got {amount}")
+        _check_amount(amount)
+        return self._transaction(
+            A.authorisation(amount, self.currency), amount, on_status, timeout, "authorisation"
+        )
+
+    def refund(
+        self, amount: int, *, on_status: StatusCallback | None = None, timeout: float = 120.0
+    ) -> PaymentResult:
+        """Credit ``amount`` Rials to the customer's card (Refund, 06 31)."""
+        _check_amount(amount)
+        return self._transaction(
+            A.refund(self.password, amount, self.currency), amount, on_status, timeout, "refund"
+        )
+
+    def reverse(
+        self,
+        receipt: int,
+        amount: int,
+        *,
+        on_status: StatusCallback | None = None,
+        timeout: float = 120.0,
+    ) -> PaymentResult:
+        """Cancel today's payment with receipt number ``receipt`` (Reversal, 06 30); the
+        terminal reports the amount it gave back, which must be ``amount``."""
+        _check_amount(amount)
+        return self._transaction(
+            A.reversal(self.password, receipt), amount, on_status, timeout, "reversal"
+        )
+
+    def _transaction(
+        self,
+        command: A.Apdu,
+        amount: int,
+        on_status: StatusCallback | None,
+        timeout: float,
+        what: str,
+    ) -> PaymentResult:
         with self._lock:
             self._abort.clear()
             if self.auto_register and not self.registered:
                 self._register()
-            log.info("zvt %s: authorisation of %d Rials", self.port_name, amount)
-            answer = self._command(A.authorisation(amount, self.currency))
+            log.info("zvt %s: %s of %d Rials", self.port_name, what, amount)
+            answer = self._command(command)
             if answer.negative:
                 return _declined(answer.ins, terminal_id=self.terminal_id)
             return self._payment(amount, on_status, timeout)
