@@ -8,7 +8,10 @@
 4. every device's records are contiguous from 1 to ``applied_through`` and each one's
    ``prev`` is the hash of the one before (seq 1: zeros); its ``last_hash`` is the hash
    of its last applied record; nothing is held at or below ``applied_through``;
-5. every applied record has its journal.
+5. every applied record has its journal, and so has every record admitted from quarantine;
+6. no quarantined record that a registered device signed validly (``conflict``,
+   ``broken_chain``, ``orphaned``, ``revoked``) is left unresolved: it may be a paid sale,
+   and a ledger missing one is not OK until it is admitted or dismissed with a reason.
 
 Each failure is reported with the rows that break it (up to ``limit`` of them).
 """
@@ -146,6 +149,27 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             ),
             "device {0} seq {1}: no matching journal",
         )
+        fail(
+            "admitted records have journals",
+            _rows(
+                tx,
+                "SELECT a.device, a.seq FROM admitted a LEFT JOIN journals j ON j.id = "
+                "a.journal_id WHERE j.id IS NULL",
+                limit,
+            ),
+            "admitted record {0} seq {1}: no journal",
+        )
+        fail(
+            "quarantine resolved",
+            _rows(
+                tx,
+                "SELECT id, device, seq, code FROM quarantine WHERE resolved_at IS NULL AND "
+                "code IN ('conflict', 'broken_chain', 'orphaned', 'revoked') ORDER BY id",
+                limit,
+            ),
+            "quarantine #{0}: {1} seq {2} ({3}) is validly signed and may be a paid sale: "
+            "admit or dismiss it (cloud_broker quarantine admit|dismiss)",
+        )
         stats = {}
         for name, sql in (
             ("devices", "SELECT COUNT(*) FROM devices"),
@@ -156,6 +180,7 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             ("lots", "SELECT COUNT(*) FROM lots"),
             ("held", "SELECT COUNT(*) FROM held"),
             ("quarantine", "SELECT COUNT(*) FROM quarantine"),
+            ("admitted", "SELECT COUNT(*) FROM admitted"),
             ("alerts", "SELECT COUNT(*) FROM alerts"),
         ):
             stats[name] = int(tx.one(sql)[0])

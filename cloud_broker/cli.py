@@ -4,7 +4,9 @@
     python -m cloud_broker devices list|register|revoke|export-keys ...
     python -m cloud_broker enroll-token --tenant T --store S [--device D] [--ttl 24h]
     python -m cloud_broker member show PHONE
-    python -m cloud_broker quarantine list
+    python -m cloud_broker devices checkpoint --device D --rules-key KEY --out FILE
+    python -m cloud_broker quarantine list [--open] | admit|dismiss ID... --reason R --by WHO
+    python -m cloud_broker rules list | add BUNDLE --pub KEY.pem
     python -m cloud_broker alerts list
     python -m cloud_broker ledger check
     python -m cloud_broker ledger expire
@@ -27,17 +29,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cloud_broker import registry
+from cloud_broker import admission, registry, rulebooks
 from cloud_broker.check import check
 from cloud_broker.db import Database, redact
 from cloud_broker.ledger import member_view
-from cloud_broker.reconciler import run_expiry
+from cloud_broker.reconciler import Reconciler, run_expiry
 from cloud_broker.schema import MIGRATIONS
 from cloud_broker.service import Service, ServiceConfig
 from edge.core.phone import normalise
 from edge.core.ruleset import RuleSet, compile_rules
-from edge.errors import ConfigError, CoreError, LoyaltyError
-from edge.protocol.keys import public_from_pem, public_raw
+from edge.errors import ConfigError, CoreError, LoyaltyError, ProtocolError
+from edge.protocol.keys import load_private, public_from_pem, public_raw
 from edge.protocol.mqtt import BrokerConfig
 from edge.sanitize import clean, clean_bytes
 from firmware_tools import enrollment
@@ -52,15 +54,23 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(what, f"cannot read {path}: {e.strerror or e}") from None
 
 
-def load_rules(path: str | None) -> RuleSet:
+def load_rules_doc(path: str | None) -> dict[str, Any]:
     try:
         if path is None:
             text = resources.files("edge.data").joinpath("rules.json").read_text("utf-8")
         else:
             text = _read(path, "rules").decode("utf-8")
-        return compile_rules(json.loads(text))
+        doc = json.loads(text)
+        compile_rules(doc)
     except (ValueError, CoreError) as e:  # UnicodeDecodeError and JSONDecodeError too
         raise ConfigError("rules", str(e)) from e
+    if not isinstance(doc, dict):
+        raise ConfigError("rules", "a rules document is a JSON object")
+    return doc
+
+
+def load_rules(path: str | None) -> RuleSet:
+    return compile_rules(load_rules_doc(path))
 
 
 def _ledger_url(args: argparse.Namespace) -> str:
@@ -89,7 +99,15 @@ def _out(args: argparse.Namespace, data: Any, table: list[str]) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    rs = load_rules(args.rules)
+    doc = load_rules_doc(args.rules)
+    rs = compile_rules(doc)
+    pub = public_from_pem(_read(args.rules_pub, "rules-pub")) if args.rules_pub else None
+    db = _db(args)
+    try:  # the bundle head office starts with is kept like every other
+        rulebooks.store(db, doc)
+    except CoreError as e:
+        log.warning("%s; the ledger's own v%d stays in force", e, rs.version)
+    db.close()
     cfg = ServiceConfig(
         broker=BrokerConfig.from_url(
             args.broker, ca_file=args.ca, cert_file=args.cert, key_file=args.key
@@ -100,6 +118,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         batch_max=args.batch,
         verify_threads=args.verify_threads,
         screen_workers=args.screen_workers,
+        rules_pub=pub,
     )
     svc = Service(cfg, rs)
     signal.signal(signal.SIGTERM, lambda *_a: svc.stop())
@@ -119,6 +138,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     db = _db(args)
+    if args.action == "checkpoint":
+        return _checkpoint(args, db)
     if args.action == "list":
         rows = registry.list_devices(db)
         _out(
@@ -146,6 +167,21 @@ def cmd_devices(args: argparse.Namespace) -> int:
         print(f"revoked {args.device}: records after seq {last} are refused")
     elif args.action == "export-keys":
         sys.stdout.write(registry.export_pem(db, args.device))
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, db: Database) -> int:
+    if not args.device or not args.rules_key or not args.out:
+        raise ConfigError("devices checkpoint", "give --device, --rules-key and --out")
+    key = load_private(Path(args.rules_key))
+    raw = admission.checkpoint(db, args.device, key)
+    Path(args.out).write_bytes(raw)
+    left = admission.open_entries(db, args.device)
+    print(
+        f"checkpoint of {clean(args.device, 40)} written to {clean(args.out, 200)}: give it to "
+        f"the technician (python -m firmware_tools resume --checkpoint FILE); {len(left)} "
+        "quarantined records of this device wait to be admitted or dismissed"
+    )
     return 0
 
 
@@ -206,6 +242,21 @@ def cmd_member(args: argparse.Namespace) -> int:
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
     db = _db(args)
+    if args.action in ("admit", "dismiss"):
+        return _resolve_quarantine(args, db)
+    if args.open:
+        entries = admission.open_entries(db)
+        _out(
+            args,
+            entries,
+            [
+                f"#{e['id']} {e['code']:<13} {clean(str(e['device']), 20)}/{e['seq']}  "
+                f"{clean(str(e['reason']), 100)}"
+                for e in entries
+            ]
+            or ["nothing to resolve"],
+        )
+        return 0
     rows = db.read(
         "SELECT id, received_at, topic, device, seq, code, reason, raw FROM "
         "quarantine ORDER BY id DESC LIMIT ?",
@@ -232,6 +283,58 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
             f"  [{clean_bytes(bytes(r[7])[:16], 32)}]"
             for r in rows
         ],
+    )
+    return 0
+
+
+def _resolve_quarantine(args: argparse.Namespace, db: Database) -> int:
+    if not args.ids or not args.reason or not args.by:
+        raise ConfigError(args.action, "give the entries' ids, --reason and --by")
+    admit = args.action == "admit"
+    rc = Reconciler(db, load_rules(args.rules), verify_threads=1) if admit else None
+    status = 0
+    for qid in args.ids:
+        try:
+            if rc is not None:
+                a = admission.admit(rc, qid, args.by, args.reason)
+                what = "already in the ledger" if a.journal is None else f"journal {a.journal}"
+                print(f"#{qid} admitted: {clean(a.device, 20)} seq {a.seq} {a.kind} ({what})")
+            else:
+                admission.dismiss(db, qid, args.by, args.reason)
+                print(f"#{qid} dismissed")
+        except admission.ResolveError as e:
+            print(f"#{qid} refused: {e.en} / {e.fa}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def cmd_rules(args: argparse.Namespace) -> int:
+    db = _db(args)
+    if args.action == "add":
+        if not args.bundle or not args.pub:
+            raise ConfigError("rules add", "give the signed BUNDLE file and --pub KEY.pem")
+        pinned = public_from_pem(_read(args.pub, "pub"))
+        try:
+            rs = rulebooks.store_signed(db, _read(args.bundle, "bundle"), pinned)
+        except (CoreError, ProtocolError) as e:
+            print(f"refused: {e}", file=sys.stderr)
+            return 1
+        print(f"rules bundle v{rs.version} of {rs.tenant} kept ({len(rs.rules)} rules)")
+        return 0
+    rows = db.read("SELECT tenant, version, stored_at, raw IS NOT NULL FROM rule_bundles")
+    data = [
+        {"tenant": r[0], "version": int(r[1]), "stored_at": int(r[2]), "signed": bool(r[3])}
+        for r in rows
+    ]
+    _out(
+        args,
+        data,
+        [
+            f"v{d['version']:<5} {clean(str(d['tenant']), 30)}  "
+            f"{'signed' if d['signed'] else 'from a file'}"
+            for d in data
+        ]
+        or ["no bundles kept yet (serve keeps the one it starts with)"],
     )
     return 0
 
@@ -290,6 +393,11 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     s.add_argument("--ca")
     s.add_argument("--cert")
     s.add_argument("--key")
+    s.add_argument(
+        "--rules-pub",
+        help="head office's rules public key (PEM): keep the signed bundles published on "
+        "the rules topics, so each record is booked under the bundle it names",
+    )
     s.add_argument("--client-id", default="loyalty-reconciler")
     s.add_argument("--share-group", help="run several reconcilers: $share/GROUP/...")
     s.add_argument("--batch", type=int, default=1000)
@@ -302,7 +410,9 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     )
     s.set_defaults(fn=cmd_serve)
     d = sub.add_parser("devices", help="the device registry")
-    d.add_argument("action", choices=["list", "register", "revoke", "export-keys"])
+    d.add_argument("action", choices=["list", "register", "revoke", "export-keys", "checkpoint"])
+    d.add_argument("--rules-key", help="head office's rules signing key (checkpoint)")
+    d.add_argument("--out", help="where to write the signed checkpoint (checkpoint)")
     d.add_argument("--device")
     d.add_argument("--tenant")
     d.add_argument("--store")
@@ -324,10 +434,20 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     m.add_argument("--json", action="store_true")
     m.set_defaults(fn=cmd_member)
     q = sub.add_parser("quarantine", help="refused messages")
-    q.add_argument("action", choices=["list"])
+    q.add_argument("action", choices=["list", "admit", "dismiss"])
+    q.add_argument("ids", nargs="*", type=int, help="quarantine entry ids (admit, dismiss)")
+    q.add_argument("--open", action="store_true", help="only what may be a paid sale")
+    q.add_argument("--reason", help="why (admit, dismiss): kept with the entry")
+    q.add_argument("--by", help="who resolves it (admit, dismiss)")
     q.add_argument("--limit", type=int, default=50)
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_quarantine)
+    r = sub.add_parser("rules", help="the rules bundles head office books records under")
+    r.add_argument("action", choices=["list", "add"])
+    r.add_argument("bundle", nargs="?", help="a signed bundle file (add)")
+    r.add_argument("--pub", help="head office's rules public key, PEM (add)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(fn=cmd_rules)
     a = sub.add_parser("alerts", help="overdrafts, coupon reuse, refunds without sales ...")
     a.add_argument("action", choices=["list"])
     a.add_argument("--limit", type=int, default=50)

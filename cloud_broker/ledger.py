@@ -111,6 +111,11 @@ class Books:
         self.moves: list[tuple[int, int, int, int | None]] = []
         self.alerts: list[Alert] = []
 
+    def use(self, rs: RuleSet) -> None:
+        """Book what follows under bundle ``rs`` (the one the record names)."""
+        self.rs = rs
+        self.expiry_days = rs.policy.get("points_expiry_days", 365)
+
     # -- members ----------------------------------------------------------------------
 
     def ensure_members(self, tenant: str, members: list[str]) -> None:

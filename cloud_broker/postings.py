@@ -125,7 +125,10 @@ class Postings:
         b.give_back(jid, ms, returned, day, orig_jid, d, seq)
         b.wallet(jid, ms, w_returned, st_acct(tenant, store, "wallet_redeemed"), d, seq)
         b.wallet(jid, ms, -cb_reversed, s_acct(tenant, "cashback_issued"), d, seq)
-        b.add_spend(ms, orig_day if orig_day is not None else day, -p[R.K_AMOUNTS][3])
+        # the purchase value taken back: the money refunded and what was withheld from it
+        # for points and cashback already spent (amounts.4)
+        back = p[R.K_AMOUNTS][3] + p[R.K_AMOUNTS].get(4, 0)
+        b.add_spend(ms, orig_day if orig_day is not None else day, -back)
 
     def adjustment(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,15 +33,21 @@ from cloud_broker.db import Database, Tx
 from cloud_broker.ledger import Books
 from cloud_broker.postings import Postings, stream_body
 from cloud_broker.registry import DeviceInfo, RegistryCache, last_accepted
+from cloud_broker.rulebooks import RuleBooks
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
 from edge.errors import ProtocolError, SignatureError
 from edge.protocol import topics
-from edge.protocol.record import Record, Unverified, describe, parse
+from edge.protocol.record import Record, Unverified, describe, parse, record_hash
 
 log = logging.getLogger("cloud_broker.reconciler")
 
 MAX_DRAIN = 10_000  # held records applied per device per batch
+
+# what became of a device's next record in apply()
+APPLIED = "applied"
+REFUSED = "refused"  # quarantined
+PARKED = "parked"  # held until head office has the rules bundle it names
 
 
 @dataclass(slots=True)
@@ -117,10 +124,15 @@ class Reconciler:
         utc_offset_min: int = 210,
     ) -> None:
         self.db = db
-        self.rs = rs
+        self.rules = RuleBooks(db, seed=rs)
         self.utc_offset_min = utc_offset_min  # head office's own day, for tier windows
         self.registry = registry or RegistryCache(db)
         self._pool = ThreadPoolExecutor(verify_threads, "verify") if verify_threads > 1 else None
+
+    @property
+    def rs(self) -> RuleSet:
+        """The newest rules bundle (tiers, expiry; records name their own)."""
+        return self.rules.latest
 
     def close(self) -> None:
         if self._pool is not None:
@@ -216,13 +228,28 @@ class Reconciler:
     def process(self, batch: list[Incoming]) -> Outcome:
         return self.apply(self.screen(batch))
 
+    def retry_parked(self) -> Outcome:
+        """Apply held records that were waiting for a rules bundle head office now has
+        (and any other held record whose gap has closed)."""
+        rows = self.db.read(
+            "SELECT DISTINCT h.device FROM held h JOIN devices d ON d.device = h.device "
+            "WHERE h.seq = d.applied_through + 1"
+        )
+        devices = sorted(str(r[0]) for r in rows)
+        if not devices:
+            return Outcome()
+        self.rules.reload()
+        self.rules.forget_missing()
+        now = int(time.time() * 1000)
+        return self.db.run(lambda tx: _Apply(self, tx, now).run([], [], devices))
+
 
 class _Apply(Postings):
     """One batch inside one transaction."""
 
     def __init__(self, rc: Reconciler, tx: Tx, now: int) -> None:
         self.rc = rc
-        self.rs = rc.rs
+        self.rs = rc.rs  # the bundle of the record being applied (see apply)
         self.tx = tx
         self.now = now
         self.books = Books(tx, rc.rs, now)
@@ -236,6 +263,7 @@ class _Apply(Postings):
         self.cutoff: dict[str, int | None] = {}  # device -> last seq accepted (None: any)
         self.home: dict[str, tuple[str, str]] = {}  # device -> its registered tenant, store
         self.today = (now // 1000 + rc.utc_offset_min * 60) // 86400
+        self.parked: set[tuple[str, int]] = set()  # waiting for their rules bundle
 
     def refuse(
         self,
@@ -252,11 +280,15 @@ class _Apply(Postings):
         self.out.quarantined += 1
         log.warning("quarantined %s seq %s: %s", device, seq, reason)
 
-    def run(self, verified: list[_Verified], refused: list[_Refused]) -> Outcome:
+    def run(
+        self, verified: list[_Verified], refused: list[_Refused], also: Sequence[str] = ()
+    ) -> Outcome:
+        """Apply a batch; ``also``: devices whose held records to try even though the
+        batch has nothing of theirs."""
         tx = self.tx
         for r in refused:
             self.refuse(r.msg, r.device, r.seq, r.code, r.reason, r.security)
-        by_device: dict[str, list[_Verified]] = {}
+        by_device: dict[str, list[_Verified]] = {d: [] for d in also}
         for v in verified:
             by_device.setdefault(v.rec.device, []).append(v)
         devices = sorted(by_device)
@@ -305,6 +337,7 @@ class _Apply(Postings):
             "INSERT INTO security_events (at, device, seq, kind, detail) VALUES (?,?,?,?,?)",
             self.security,
         )
+        self.books.use(self.rc.rs)  # tiers follow the newest bundle
         self.out.members = self.books.flush(self.today)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", self.stream)
         self.out.stream = len(self.stream)
@@ -405,38 +438,26 @@ class _Apply(Postings):
                 if h == rec.hash:
                     self.out.duplicates += 1
                 else:
-                    self.refuse(
+                    self.conflict(
                         v.msg,
                         d,
                         seq,
-                        "conflict",
-                        f"{d} seq {seq} was already "
-                        "applied with a different hash (replay or cloned key)",
-                        True,
+                        f"{d} seq {seq} was already applied with a different hash (a "
+                        "reinstalled terminal, a restored old database, or a cloned key)",
                     )
                 continue
             if seq > applied + 1:
                 old = held.get(seq)
                 if old is not None and old.hash != rec.hash:
-                    self.refuse(
-                        v.msg,
-                        d,
-                        seq,
-                        "conflict",
-                        f"{d} seq {seq} is held with a different hash",
-                        True,
-                    )
+                    self.conflict(v.msg, d, seq, f"{d} seq {seq} is held with a different hash")
                 elif old is None:
-                    tx.execute(
-                        "INSERT INTO held (device, seq, hash, received_at, raw) VALUES "
-                        "(?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING",
-                        (d, seq, rec.hash, self.now, rec.raw),
-                    )
-                    held[seq] = _Held(rec.hash, rec.raw, rec.payload)
-                    self.out.held += 1
+                    self.hold(d, rec, held)
                 continue
-            ok = self.apply(v.msg, rec, last_hash)
-            if not ok:
+            done = self.apply(v.msg, rec, last_hash)
+            if done == PARKED:
+                self.hold(d, rec, held)
+                continue
+            if done == REFUSED:
                 # quarantined; the device's later records in this batch are held behind the
                 # gap, and the genuine record, when it comes, applies and drains them
                 continue
@@ -450,8 +471,51 @@ class _Apply(Postings):
         )
         self.out.acks[d] = (applied, last_hash if applied else None)
         later = [s for s in held if s > applied]
-        if later:
+        if later and min(later) > applied + 1:  # (a record waiting for its rules is no gap)
             self.out.gaps[d] = (applied + 1, min(later) - 1)
+
+    def hold(self, d: str, rec: Record, held: dict[int, _Held]) -> None:
+        self.tx.execute(
+            "INSERT INTO held (device, seq, hash, received_at, raw) VALUES "
+            "(?, ?, ?, ?, ?) ON CONFLICT (device, seq) DO NOTHING",
+            (d, rec.seq, rec.hash, self.now, rec.raw),
+        )
+        if rec.seq not in held:
+            held[rec.seq] = _Held(rec.hash, rec.raw, rec.payload)
+            self.out.held += 1
+
+    def known_conflict(self, raw: bytes, d: str, seq: int) -> bool:
+        """These bytes were quarantined as a conflict already (in this batch or before),
+        or admitted since."""
+        if any(q[2:5] == (d, seq, "conflict") and q[6] == raw for q in self.quarantine):
+            return True
+        if self.tx.one("SELECT 1 FROM admitted WHERE hash = ?", (record_hash(raw),)):
+            return True
+        rows = self.tx.all(
+            "SELECT raw FROM quarantine WHERE device = ? AND seq = ? AND code = 'conflict'",
+            (d, seq),
+        )
+        return any(bytes(r[0]) == raw for r in rows)
+
+    def conflict(self, msg: Incoming, d: str, seq: int, reason: str) -> None:
+        """A validly signed record at a seq head office already holds another record
+        for: quarantined with a security event and an alert (a paid sale may be in it:
+        ``quarantine admit`` books it, docs/ledger.md).  The same record sent again (the
+        terminal resends what it is not acknowledged for) is a duplicate, not a new
+        conflict."""
+        if self.known_conflict(msg.raw, d, seq):
+            self.out.duplicates += 1
+            return
+        self.refuse(msg, d, seq, "conflict", reason, True)
+        self.books.alert(
+            "critical",
+            "chain_conflict",
+            f"{reason}; the record is quarantined and may be a paid sale: resume the "
+            "terminal and admit or dismiss the record",
+            None,
+            d,
+            seq,
+        )
 
     def drain(
         self, d: str, applied: int, last_hash: bytes, held: dict[int, _Held]
@@ -462,14 +526,16 @@ class _Apply(Postings):
                 # not loaded by load_held (cannot happen): it stays held for the next batch
                 log.error("%s seq %d is held but was not loaded", d, applied + 1)
                 break
-            del held[applied + 1]
             rec = Record(h.raw, h.hash, h.payload)
             tenant, store = self.home[d]
-            ok = self.apply(Incoming(topics.records(tenant, store, d), h.raw), rec, last_hash)
+            done = self.apply(Incoming(topics.records(tenant, store, d), h.raw), rec, last_hash)
+            if done == PARKED:
+                break  # it stays held until head office has its rules bundle
+            del held[applied + 1]
             # Applied, or quarantined (a broken chain, a revoked device): either way it leaves
             # `held`, so it is neither retried on every batch nor mistaken for a pending gap.
             self.tx.execute("DELETE FROM held WHERE device = ? AND seq = ?", (d, rec.seq))
-            if not ok:
+            if done == REFUSED:
                 break
             applied, last_hash = rec.seq, h.hash
         return applied, last_hash
@@ -489,13 +555,13 @@ class _Apply(Postings):
         row = self.tx.one("SELECT member FROM member_cards WHERE card = ?", (m[1],))
         return str(row[0]) if row else f"card:{m[1]}"
 
-    def apply(self, msg: Incoming, rec: Record, last_hash: bytes) -> bool:
-        """Apply the device's next record; False if it was quarantined instead.  Every
-        record passes here, from the batch or from ``held``."""
-        p = rec.payload
+    def apply(self, msg: Incoming, rec: Record, last_hash: bytes) -> str:
+        """Apply the device's next record: APPLIED, REFUSED (quarantined) or PARKED
+        (head office lacks the rules bundle it names).  Every record passes here, from the
+        batch or from ``held``."""
         d, seq = rec.device, rec.seq
         if self.revoked(msg, d, seq):
-            return False
+            return REFUSED
         if rec.prev != last_hash:
             self.refuse(
                 msg,
@@ -505,7 +571,48 @@ class _Apply(Postings):
                 f"{d} seq {seq} does not follow the last applied record (prev hash differs)",
                 True,
             )
+            return REFUSED
+        if not self.use_rules_of(rec):
+            return PARKED
+        self.post(msg, rec)
+        return APPLIED
+
+    def use_rules_of(self, rec: Record) -> bool:
+        """Book ``rec`` under the bundle it names; False (and an alert, once) if head
+        office does not have that bundle."""
+        version = rec.payload.get(R.K_RULES)
+        rs = self.rc.rules.get(version, self.tx)
+        if rs is None:
+            key = (rec.device, rec.seq)
+            seen = key in self.parked or self.tx.one(
+                "SELECT 1 FROM alerts WHERE kind = 'rules_unknown' AND device = ? AND seq = ?",
+                key,
+            )
+            self.parked.add(key)
+            if not seen:
+                self.books.alert(
+                    "critical",
+                    "rules_unknown",
+                    f"the record names rules bundle v{version}, which head office does not "
+                    "have: it waits (held) until the bundle is added (serve --rules-pub, or "
+                    "cloud_broker rules add)",
+                    None,
+                    rec.device,
+                    rec.seq,
+                )
+                log.error(
+                    "%s seq %d names rules v%s, unknown here: held", rec.device, rec.seq, version
+                )
             return False
+        self.rs = rs
+        self.books.use(rs)
+        return True
+
+    def post(self, msg: Incoming, rec: Record, admitted: bool = False) -> int:
+        """The ledger postings, the records row (or, ``admitted``, none: the caller keeps
+        it apart) and the stream entry of a verified record; returns its journal id."""
+        p = rec.payload
+        d, seq = rec.device, rec.seq
         kind = p[R.K_TYPE]
         tenant, store = p[R.K_TENANT], p[R.K_STORE]
         day = local_day(p)
@@ -521,8 +628,12 @@ class _Apply(Postings):
         elif kind == "enroll":
             self.enroll(p, ms)
         if ms is not None:
-            ms.device_seqs[d] = seq
+            if not admitted:
+                ms.device_seqs[d] = seq
             ms.dirty = True
+        self.stream.append((tenant, store, stream_body(rec, member, ms, jid)))
+        if admitted:
+            return jid
         t = p[R.K_TIME]
         self.records.append(
             (
@@ -543,8 +654,7 @@ class _Apply(Postings):
         )
         self.in_batch[(d, seq)] = (rec.hash, jid, member, day, store, tenant)
         self.out.applied += 1
-        self.stream.append((tenant, store, stream_body(rec, member, ms, jid)))
-        return True
+        return jid
 
 
 def _revoked_reason(d: str, cutoff: int) -> str:

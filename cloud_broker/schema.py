@@ -173,4 +173,39 @@ MIGRATIONS: list[str] = [
         used_by TEXT
     )
     """,
+    # 2: every rules bundle by version; quarantine resolved (validly signed records admitted
+    #    into the ledger, or dismissed with a reason); records admitted out of their chain;
+    #    alerts acknowledged
+    """
+    CREATE TABLE rule_bundles (
+        tenant TEXT NOT NULL,
+        version {bigint} NOT NULL,
+        doc TEXT NOT NULL,
+        raw {blob},
+        stored_at {bigint} NOT NULL,
+        PRIMARY KEY (tenant, version)
+    );
+    ALTER TABLE quarantine ADD COLUMN resolved_at {bigint};
+    ALTER TABLE quarantine ADD COLUMN resolution TEXT;
+    ALTER TABLE quarantine ADD COLUMN resolved_by TEXT;
+    ALTER TABLE quarantine ADD COLUMN resolution_note TEXT;
+    CREATE INDEX quarantine_device ON quarantine (device, seq);
+    CREATE TABLE admitted (
+        hash {blob} PRIMARY KEY,
+        device TEXT NOT NULL,
+        seq {bigint} NOT NULL,
+        tenant TEXT NOT NULL,
+        store TEXT NOT NULL,
+        type TEXT NOT NULL,
+        member TEXT,
+        quarantine_id {bigint} NOT NULL,
+        journal_id {bigint} NOT NULL,
+        admitted_at {bigint} NOT NULL,
+        admitted_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw {blob} NOT NULL
+    );
+    ALTER TABLE alerts ADD COLUMN acknowledged_at {bigint};
+    ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT
+    """,
 ]

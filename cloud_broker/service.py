@@ -40,7 +40,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cloud_broker import rulebooks
 from cloud_broker.db import Database, Tx, chunks, marks
 from cloud_broker.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
 from cloud_broker.schema import MIGRATIONS
@@ -71,6 +73,8 @@ class ServiceConfig:
     snapshot_interval: float = 1.0  # members changed meanwhile go out together
     utc_offset_min: int = 210
     screen_workers: int = 1  # processes that decode and verify; 0: in this process
+    # head office's rules key: signed bundles seen on the rules topics are kept (rulebooks)
+    rules_pub: Ed25519PublicKey | None = None
 
 
 class Service:
@@ -89,6 +93,7 @@ class Service:
         )
         self._q: queue.Queue[Incoming] = queue.Queue()
         self._prov: queue.Queue[Incoming] = queue.Queue()  # provisioning requests
+        self._bundles: queue.Queue[Incoming] = queue.Queue()  # rules bundles published
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -132,6 +137,8 @@ class Service:
             return
         c.subscribe(self._topic(), qos=1)
         c.subscribe(self._topic(topics.enroll_all("+")), qos=1)
+        if self.cfg.rules_pub is not None:  # retained: every process sees the newest
+            c.subscribe(topics.rules("+"), qos=1)
         self._connected.set()
         log.info("connected to %s, subscribed to %s", self.cfg.broker.url, self._topic())
 
@@ -144,6 +151,8 @@ class Service:
         incoming = Incoming(msg.topic, bytes(msg.payload), (msg.mid, msg.qos))
         if topics.parse_enroll(msg.topic) is not None:
             self._prov.put(incoming)
+        elif msg.topic.endswith("/rules"):
+            self._bundles.put(incoming)
         else:
             self._q.put(incoming)
 
@@ -185,6 +194,7 @@ class Service:
                 b, f = pending.popleft()
                 self._handle(b, f)
             self._provisioning()
+            self._new_bundles()
             self._housekeeping()
         if self.screener is not None:
             self.screener.close()
@@ -284,6 +294,31 @@ class Service:
             if qos:
                 self._client.ack(mid, qos)
 
+    def _new_bundles(self) -> None:
+        """Keep the rules bundles published meanwhile; apply what waited for them."""
+        got = False
+        while True:
+            try:
+                msg = self._bundles.get_nowait()
+            except queue.Empty:
+                break
+            got = rulebooks.from_message(self.db, msg.raw, self.cfg.rules_pub) is not None or got
+            mid, qos = msg.token
+            if qos:
+                self._client.ack(mid, qos)
+        if got:
+            self._retry_parked()
+
+    def _retry_parked(self) -> None:
+        try:
+            out = self.reconciler.retry_parked()
+        except self.db.errors as e:
+            log.warning("retrying held records failed (%s); next round", e)
+            return
+        if out.applied or out.quarantined:
+            log.info("applied %d held records", out.applied)
+        self._after_commit([], out)
+
     def _quarantine_internal(self, msg: Incoming, e: Exception, part: Screened | None) -> None:
         device: str | None = None
         seq: int | None = None
@@ -338,6 +373,8 @@ class Service:
         self.stats["messages"] += len(batch)
 
     def _request_gap(self, device: str, first: int, last: int, now: float, tenant: str) -> None:
+        if last < first:
+            return  # the first held record is the next one: it waits for its rules
         prev = self._last_gap.get(device)
         if prev is not None and prev[0] == first and now - prev[1] < self.cfg.gap_interval:
             return
@@ -403,8 +440,12 @@ class Service:
                 "COALESCE(d.revoked_after_seq, 0)) GROUP BY h.device, d.tenant, "
                 "d.applied_through"
             )
+            parked = False
             for device, tenant, applied, first_held in rows:
                 self._request_gap(device, int(applied) + 1, int(first_held) - 1, now, tenant)
+                parked = parked or int(first_held) == int(applied) + 1
+            if parked:  # a bundle may have been added by another process
+                self._retry_parked()
         if now - self._last_expiry >= self.cfg.expiry_interval:
             self._last_expiry = now
             expired = run_expiry(self.db, self.rs, utc_offset_min=self.cfg.utc_offset_min)

@@ -46,7 +46,7 @@ from edge.ledger_cache.payments import Payment, Payments
 from edge.members import Members
 from edge.protocol.record import Record
 from edge.sanitize import clean, is_clean
-from edge.settlement import CheckoutError, Settlement, idempotency_key
+from edge.settlement import CheckoutError, Settlement, disk_full, idempotency_key
 
 log = logging.getLogger("edge.checkout")
 
@@ -294,7 +294,7 @@ class Checkout:
                 "outbox_full", e.en + WITHOUT_CLUB_EN, e.fa + WITHOUT_CLUB_FA
             ) from e
         except DiskFullError as e:
-            raise CheckoutError("disk_full", e.en, e.fa) from e
+            raise disk_full(e) from e
         except ChainConflictError as e:
             raise CheckoutError(
                 "chain_conflict", e.en + WITHOUT_CLUB_EN, e.fa + WITHOUT_CLUB_FA

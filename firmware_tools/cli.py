@@ -9,6 +9,7 @@ On the terminal, in order (docs/provisioning.md)::
     python -m firmware_tools selftest --config /etc/loyalty/edge.toml
     python -m firmware_tools rotate-key --config /etc/loyalty/edge.toml
     python -m firmware_tools decommission --config /etc/loyalty/edge.toml [--destroy-key]
+    python -m firmware_tools resume --config /etc/loyalty/edge.toml --checkpoint FILE
 
 At head office::
 
@@ -40,7 +41,7 @@ from edge.config import load
 from edge.core.errors import CoreError
 from edge.errors import ConfigError, LoyaltyError
 from edge.protocol.mqtt import BrokerConfig
-from firmware_tools import brokerconf, client, device, pki, rules, selftest
+from firmware_tools import brokerconf, client, device, pki, resume, rules, selftest
 from firmware_tools.ui import FAILED, OK, USAGE, Out, ToolError
 
 
@@ -122,6 +123,11 @@ def cmd_decommission(args: argparse.Namespace, out: Out) -> int:
         force=args.force,
         destroy_key=args.destroy_key,
     )
+    return OK
+
+
+def cmd_resume(args: argparse.Namespace, out: Out) -> int:
+    resume.resume(load(args.config), Path(args.checkpoint), out)
     return OK
 
 
@@ -260,6 +266,14 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     p.add_argument("--force", action="store_true", help="even with records not acknowledged")
     p.add_argument("--destroy-key", action="store_true", help="overwrite and remove the key")
     p.set_defaults(fn=cmd_decommission)
+
+    p = sub.add_parser(
+        "resume", help="a reinstalled terminal continues head office's chain (checkpoint)"
+    )
+    _config_arg(p)
+    p.add_argument("--checkpoint", required=True,
+                   help="the file from: python -m cloud_broker devices checkpoint")  # fmt: skip
+    p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("rules", help="head office: sign, check and publish rules bundles")
     p.add_argument("action", choices=["keygen", "sign", "verify", "publish"])

@@ -33,7 +33,7 @@ from tests.conftest import ROOT
 
 CHECKS = [
     "every approved sale is in the ledger exactly once",
-    "what the bank terminals charged is what head office booked",
+    "what each bank terminal charged and paid back is what head office booked",
     "every refund is in the ledger exactly once",
     "member balances equal the receipts",
     "every outbox is empty and acknowledged",
@@ -74,8 +74,12 @@ def test_demo_runs_the_club_and_head_office_agrees_with_the_ground_truth(tmp_pat
     assert "40 of 40 visits served" in out
     truth = summary["ground_truth"]
     assert len(truth["sales"]) > 20 and truth["declined"] >= 1 and truth["refunds"]
-    charged = sum(h["amount"] for hs in truth["bank_charged"].values() for h in hs)
+    moves = [h for hs in truth["bank_charged"].values() for h in hs]
+    charged = sum(h["amount"] for h in moves if h["kind"] == "payment")
     assert charged == sum(s["amount"] for s in truth["sales"])
+    back = sum(h["amount"] for h in moves if h["kind"] != "payment")
+    assert back == sum(r["refund_amount"] for r in truth["refunds"])  # refunds to the card
+    assert len({h["terminal_id"] for h in moves}) == 4  # three terminals, one swapped
     assert summary["head_office"]["members"] == {
         m: {"points": v["points"], "wallet": v["wallet"]} for m, v in truth["members"].items()
     }

@@ -3,6 +3,7 @@ office's ledger agrees with what the bank terminal charged."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import time
@@ -44,12 +45,22 @@ class World:
         self.store.add_sim("bank", "bank", "zvt", self.bank)
 
     def charged(self) -> int:
-        return sum(h["amount"] for h in self.bank.history if h["charged"])
+        """Money the bank terminal really took, less what it paid back to cards."""
+        return sum(
+            h["amount"] * (1 if h["kind"] == "payment" else -1)
+            for h in self.bank.history
+            if h["charged"]
+        )
 
     def recorded(self) -> int:
+        """Sales in head office's ledger, less refunds paid back to the card."""
         total = 0
-        for (raw,) in self.ho.q("SELECT raw FROM records WHERE type = 'sale'"):
-            total += decode(cose.parse(bytes(raw)).payload)[R.K_AMOUNTS][3]
+        for kind, raw in self.ho.q("SELECT type, raw FROM records WHERE type != 'enroll'"):
+            p = decode(cose.parse(bytes(raw)).payload)
+            if kind == "sale":
+                total += p[R.K_AMOUNTS][3]
+            elif p.get(R.K_BANK):
+                total -= p[R.K_AMOUNTS][3]
         return total
 
     def try_sale(self) -> dict[str, Any] | None:
@@ -122,3 +133,44 @@ def test_power_cut_while_publishing(world: World) -> None:
     assert world.ho.one("SELECT COUNT(*) FROM records WHERE type = 'sale'") == 5
     assert world.ho.check() == []
     time.sleep(0.1)
+
+
+def test_a_reset_bank_terminal_repeats_trace_numbers_across_a_power_cut(world: World) -> None:
+    """Trace 1 is booked; the terminal is reset and its next payment is trace 1 again; the
+    power fails while the receipt prints.  The restart must record that paid sale, not take
+    it for the old one and close it as not paid."""
+    world.store.start()
+    first = world.try_sale()
+    assert first is not None and first["bank"]["trace"] == 1
+    world.store.kill(signal.SIGTERM)
+    world.bank.event("reset")  # the terminal's counters start again
+    world.store.start(env={"LOYALTY_CRASH_AT": "after_approval"})
+    assert world.try_sale() is None
+    assert world.bank.history[-1]["trace"] == 1 and world.bank.history[-1]["charged"]
+    world.store.start()
+    assert world.store.wait(world.settled, 60)
+    st = world.store.status()
+    assert any("was approved: recorded" in line for line in st["recovered"]), st["recovered"]
+    assert st["payments_unknown"] == 0
+    assert world.recorded() == world.charged() == 2 * BASKET["lines"][0]["unit_price"]
+    assert world.ho.one("SELECT COUNT(*) FROM records WHERE type = 'sale'") == 2
+    assert world.ho.check() == []
+
+
+def test_a_power_cut_after_the_bank_paid_a_void_back(world: World) -> None:
+    world.store.start()
+    sale = world.try_sale()
+    assert sale is not None and sale["status"] == "approved"
+    world.store.kill(signal.SIGTERM)
+    world.store.start(env={"LOYALTY_CRASH_AT": "after_approval"})
+    with contextlib.suppress(ConnectionError, OSError):
+        world.store.api("POST", f"/v1/sales/{sale['record']['seq']}/void")
+    assert world.store.proc is not None and world.store.proc.wait(10) == -signal.SIGKILL
+    assert world.bank.history[-1]["kind"] == "reversal" and world.bank.history[-1]["charged"]
+    world.store.start()
+    assert world.store.wait(world.settled, 60)
+    st = world.store.status()
+    assert any("void" in line and "recorded" in line for line in st["recovered"]), st
+    assert world.charged() == world.recorded() == 0  # paid, and paid back: both sides
+    assert world.ho.one("SELECT COUNT(*) FROM records WHERE type = 'void'") == 1
+    assert world.ho.check() == []

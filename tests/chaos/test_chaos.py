@@ -85,31 +85,70 @@ class Meddler:
 
 
 class Till(threading.Thread):
-    """A cashier who keeps checking out customers, whatever happens to the agent."""
+    """A cashier who keeps checking out customers, whatever happens to the agent.  Like a
+    real POS it retries a basket it got no answer for (a new session, the same basket id:
+    the agent may have restarted in between), and voids every fifth sale back to the card,
+    retrying the void the same way."""
 
     def __init__(self, store: Store, n: int, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.store, self.n, self.stop_evt = store, n, stop
         self.approved = 0
+        self.baskets: set[str] = set()  # basket ids that ended approved
+        self.voided = 0
+        self.repeats = 0
         self.errors: list[str] = []
+
+    def _answer(self, call: Any) -> dict[str, Any] | None:
+        """Until the agent gives a final answer (None: the test is over)."""
+        while not self.stop_evt.is_set():
+            try:
+                code, r = call()
+            except (OSError, KeyError, ValueError):
+                time.sleep(0.2)  # the agent is down: wait for it to come back
+                continue
+            if code in (200, 201) or (
+                code < 500
+                and r.get("error")
+                not in (
+                    "payment_pending",
+                    "refund_pending",
+                    "unknown_session",
+                )
+            ):
+                return dict(r)
+            time.sleep(0.2)  # unknown for now: it is being settled
+        return None
+
+    def _pay(self, basket: dict[str, Any], phone: str) -> dict[str, Any] | None:
+        def attempt() -> tuple[int, dict[str, Any]]:
+            _, s = self.store.api("POST", "/v1/baskets", {"basket": basket}, timeout=10)
+            sid = s["session"]
+            self.store.api("POST", f"/v1/sessions/{sid}/identify", {"phone": phone}, timeout=10)
+            return self.store.api("POST", f"/v1/sessions/{sid}/pay", timeout=20)
+
+        return self._answer(attempt)
 
     def run(self) -> None:
         i = 0
         while not self.stop_evt.is_set():
             i += 1
-            try:
-                _, s = self.store.api("POST", "/v1/baskets", {"basket": BASKET}, timeout=10)
-                self.store.api(
-                    "POST",
-                    f"/v1/sessions/{s['session']}/identify",
-                    {"phone": f"09{12 + self.n}{i % 50:07d}"},
-                    timeout=10,
+            bid = f"C{self.n}-{i}"
+            r = self._pay({**BASKET, "id": bid}, f"09{12 + self.n}{i % 50:07d}")
+            if r is None or r.get("status") != "approved":
+                continue
+            self.repeats += bool(r.get("repeated"))
+            self.approved += 1
+            self.baskets.add(bid)
+            if i % 5 == 0 and r.get("record"):
+                seq = r["record"]["seq"]
+                v = self._answer(
+                    lambda seq=seq, bid=bid: self.store.api(
+                        "POST", f"/v1/sales/{seq}/void", {"id": f"V-{bid}"}, timeout=20
+                    )
                 )
-                code, r = self.store.api("POST", f"/v1/sessions/{s['session']}/pay", timeout=20)
-                if code == 200 and r.get("status") == "approved":
-                    self.approved += 1
-            except (OSError, KeyError, ValueError):
-                time.sleep(0.2)  # the agent is down: wait for it to come back
+                if v is not None and v.get("status") == "void":
+                    self.voided += 1
 
 
 class World:
@@ -141,16 +180,29 @@ class World:
         st.start()
 
     def charged(self, i: int) -> int:
-        return sum(h["amount"] for h in self.banks[i].history if h["charged"])
+        """Money the bank terminal really took, less what it paid back to cards."""
+        return sum(
+            h["amount"] * (1 if h["kind"] == "payment" else -1)
+            for h in self.banks[i].history
+            if h["charged"]
+        )
+
+    def payments(self, i: int) -> int:
+        return sum(1 for h in self.banks[i].history if h["charged"] and h["kind"] == "payment")
 
     def recorded(self, device: str) -> tuple[int, int]:
-        """(number of sale records, sum of their payable) head office applied."""
+        """(number of sale records, sales less refunds to the card) head office applied."""
         n = total = 0
-        for (raw,) in self.ho.q(
-            "SELECT raw FROM records WHERE type = 'sale' AND device = ?", (device,)
+        for kind, raw in self.ho.q(
+            "SELECT type, raw FROM records WHERE type IN ('sale', 'void', 'refund') AND device = ?",
+            (device,),
         ):
-            n += 1
-            total += decode(cose.parse(bytes(raw)).payload)[R.K_AMOUNTS][3]
+            p = decode(cose.parse(bytes(raw)).payload)
+            if kind == "sale":
+                n += 1
+                total += p[R.K_AMOUNTS][3]
+            elif p.get(R.K_BANK):
+                total -= p[R.K_AMOUNTS][3]
         return n, total
 
     def close(self) -> None:
@@ -227,6 +279,13 @@ def test_chaos_loses_nothing_and_applies_nothing_twice(world: World) -> None:
                 )[-12000:]
             )
         assert total == charged, (st.device, n, total, charged)  # nothing lost or doubled
+        # a basket the POS retried (after no answer, perhaps across a restart) was charged
+        # once: the bank's payments are the baskets that ended approved
+        assert world.payments(i) == len(tills[i].baskets) == n, (
+            world.payments(i),
+            len(tills[i].baskets),
+            n,
+        )
         last = world.ho.one("SELECT applied_through FROM devices WHERE device = ?", (st.device,))
         assert last == st.status()["outbox"]["last_seq"]
         assert st.status()["payments_unknown"] == 0
@@ -240,6 +299,7 @@ def test_chaos_loses_nothing_and_applies_nothing_twice(world: World) -> None:
     quarantined = world.ho.one("SELECT COUNT(*) FROM quarantine")
     print(
         f"chaos: {done}; approved per till {[t.approved for t in tills]}; "
+        f"voided {[t.voided for t in tills]}; repeats answered {[t.repeats for t in tills]}; "
         f"duplicated {meddler.sent}; records {world.ho.one('SELECT COUNT(*) FROM records')}; "
         f"quarantined {quarantined}"
     )

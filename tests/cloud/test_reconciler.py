@@ -114,7 +114,7 @@ def test_unknown_revoked_and_misrouted_devices(ho: HO, pos: Terminal, tmp_path: 
     assert (out.applied, out.quarantined) == (1, 1)
     assert ho.codes()[-1] == "revoked"
     assert ho.member(ALI)[0] == 3
-    assert ho.check() == []
+    ho.check_refused()
 
 
 def test_broken_chain_is_refused_and_stops_the_device(ho: HO, pos: Terminal) -> None:
@@ -130,7 +130,7 @@ def test_broken_chain_is_refused_and_stops_the_device(ho: HO, pos: Terminal) -> 
     assert ho.one("SELECT kind FROM security_events") == "broken_chain"
     # the genuine record still applies
     assert ho.feed(pos, [b]).applied == 1
-    assert ho.check() == []
+    ho.check_refused()
 
 
 def test_held_record_with_broken_chain_leaves_held_once_quarantined(ho: HO, pos: Terminal) -> None:
@@ -149,7 +149,7 @@ def test_held_record_with_broken_chain_leaves_held_once_quarantined(ho: HO, pos:
     assert ho.codes() == ["broken_chain"]
     # the genuine seq 3 still applies
     assert ho.feed(pos, [c]).applied == 1
-    assert ho.check() == []
+    ho.check_refused()
 
 
 def test_records_after_a_broken_chain_in_the_same_batch_are_held_not_dropped(
@@ -165,7 +165,7 @@ def test_records_after_a_broken_chain_in_the_same_batch_are_held_not_dropped(
     assert out.gaps[pos.device] == (2, 2)
     out = ho.feed(pos, [b])  # the genuine seq 2 applies and drains the held seq 3
     assert out.applied == 2 and ho.one("SELECT applied_through FROM devices") == 3
-    assert ho.check() == []
+    ho.check_refused()
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_a_revoked_devices_held_records_never_apply(ho: HO, pos: Terminal, after
     ]
     assert ho.one("SELECT COUNT(*) FROM held") == 0
     assert ho.member(ALI)[0] == after_seq
-    assert ho.check() == []
+    ho.check_refused()
 
 
 def test_held_records_are_read_only_when_the_batch_can_close_the_gap(

@@ -27,7 +27,9 @@ from tests.helpers.wait import until
 ALI = "+989121234567"
 
 
-def serve(broker: LocalMosquitto, ledger_url: str, log: Path) -> subprocess.Popen[bytes]:
+def serve(
+    broker: LocalMosquitto, ledger_url: str, log: Path, *extra: str
+) -> subprocess.Popen[bytes]:
     f = log.open("ab")
     p = subprocess.Popen(
         [
@@ -41,6 +43,7 @@ def serve(broker: LocalMosquitto, ledger_url: str, log: Path) -> subprocess.Pope
             broker.url,
             "--batch",
             "200",
+            *extra,
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

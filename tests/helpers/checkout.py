@@ -4,6 +4,7 @@ choosing: for the checkout's own logic without an agent process around it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,12 @@ class FakeBank:
         self.script: list[PaymentResult | Exception] = []
         self.last: PaymentResult | None = None
         self.charged: list[int] = []  # money in (negative: money back to the card)
-        self.clock = ("0320", "093000")
+        self.calls: list[str] = []  # what the agent asked, e.g. "reverse 3 6900000"
+        self.clock: tuple[str, str] | None = None  # (MMDD, HHMMSS); None: now, in Tehran
 
     def approve(self, amount: int) -> PaymentResult:
         self.trace += 1
-        date, time_ = self.clock
+        date, time_ = self.clock or tehran_now()
         return PaymentResult(
             True,
             amount,
@@ -63,11 +65,13 @@ class FakeBank:
     def authorize(
         self, amount: int, on_status: Callable[[str], None] | None = None, timeout: float = 0
     ) -> PaymentResult:
+        self.calls.append(f"authorize {amount}")
         return self._run(amount, 1)
 
     def refund(
         self, amount: int, on_status: Callable[[str], None] | None = None, timeout: float = 0
     ) -> PaymentResult:
+        self.calls.append(f"refund {amount}")
         return self._run(amount, -1)
 
     def reverse(
@@ -77,6 +81,7 @@ class FakeBank:
         on_status: Callable[[str], None] | None = None,
         timeout: float = 0,
     ) -> PaymentResult:
+        self.calls.append(f"reverse {receipt} {amount}")
         return self._run(amount, -1)
 
     def last_result(self, timeout: float = 15.0) -> PaymentResult | None:
@@ -86,12 +91,10 @@ class FakeBank:
         pass
 
 
-class Till:
-    """A checkout with its settlement and refunds, as the agent builds them."""
-
-    def __init__(self, co: Checkout, refunds: Refunds) -> None:
-        self.co = co
-        self.refunds = refunds
+def tehran_now(delta_s: float = 0) -> tuple[str, str]:
+    """The bank terminal's clock (Tehran time) as it reports it: (MMDD, HHMMSS)."""
+    t = datetime.now(timezone(timedelta(minutes=210))) + timedelta(seconds=delta_s)
+    return t.strftime("%m%d"), t.strftime("%H%M%S")
 
 
 def make_checkout(

@@ -42,6 +42,8 @@ class Store:
         ho_key: Ed25519PrivateKey | None = None,
         rules: dict[str, Any] | None = None,
         bank_timeout: int = 10,
+        data_dir: Path | None = None,
+        outbox: dict[str, int] | None = None,
     ) -> None:
         self.dir = tmp / device
         self.dir.mkdir(parents=True)
@@ -57,6 +59,8 @@ class Store:
         self.url = ""
         self.log = self.dir / "agent.log"
         self.bank_timeout = bank_timeout
+        self.data_dir = data_dir or self.dir / "data"
+        self.outbox = outbox or {}
 
     @property
     def public_key(self) -> bytes:
@@ -80,7 +84,7 @@ class Store:
             f'store = "{self.store}"',
             f'id = "{self.device}"',
             'key = "device.key"',
-            'data_dir = "data"',
+            f'data_dir = "{self.data_dir}"',
             "utc_offset_minutes = 210",
             "",
             "[head_office]",
@@ -97,6 +101,8 @@ class Store:
             "[checkout]",
             f"bank_timeout_s = {self.bank_timeout}",
         ]
+        if self.outbox:
+            lines += ["", "[outbox]", *(f"{k} = {v}" for k, v in self.outbox.items())]
         for name, (kind, driver, port, opts) in self.devices.items():
             lines += [
                 "",

@@ -39,6 +39,7 @@ def sale_body(
     cashback: int = 0,
     coupon: str | None = None,
     birthday_year: int | None = None,
+    rules_version: int = 1,
 ) -> dict[int, Any]:
     payable = subtotal - discount - wallet
     line = {
@@ -69,7 +70,7 @@ def sale_body(
             "points_earned": earned,
             "points_redeemed": redeemed,
             "wallet_earned": cashback,
-            "rules_version": 1,
+            "rules_version": rules_version,
             "lines": [line],
             "applied": applied,
         }
