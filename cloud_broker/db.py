@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from edge.errors import ConfigError, StorageError
+from edge.errors import ConfigError, LedgerError
 
 log = logging.getLogger("cloud_broker.db")
 
@@ -156,7 +156,7 @@ class Database:
             try:
                 self._conn = psycopg.connect(url, autocommit=True)
             except psycopg.Error as e:
-                raise StorageError(f"cannot connect to {redact(url)}: {e}") from e
+                raise LedgerError(f"cannot connect to {redact(url)}: {e}") from e
         else:
             raise ConfigError("ledger", f"expected sqlite:///PATH or postgresql://..., got {url!r}")
 
@@ -226,7 +226,7 @@ class Database:
             row = tx.one("SELECT MAX(version) FROM schema_migrations")
             done = int(row[0] or 0)
             if done > len(migrations):
-                raise StorageError(
+                raise LedgerError(
                     f"ledger schema {done} is newer than this software ({len(migrations)})"
                 )
             for v in range(done, len(migrations)):

@@ -27,8 +27,8 @@ class Postings:
     def sale(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
-        earned, redeemed = p[R.K_POINTS][0], p[R.K_POINTS][1]
-        used, cashback = p[R.K_WALLET][0], p[R.K_WALLET][1]
+        earned, redeemed = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
+        used, cashback = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
         if ms is None:
             if earned or redeemed or used or cashback:
                 self.books.alert(
@@ -47,11 +47,11 @@ class Postings:
         b.wallet(jid, ms, cashback, s_acct(tenant, "cashback_issued"), d, seq)
         b.wallet(jid, ms, -used, st_acct(tenant, store, "wallet_redeemed"), d, seq)
         ms.visits += 1
-        b.add_spend(ms, day, p[R.K_AMOUNTS][3])
+        b.add_spend(ms, day, p[R.K_AMOUNTS][R.A_PAID])
         for a in p.get(R.K_APPLIED, ()):
-            if a.get(6):
-                ms.birthday_claimed = max(ms.birthday_claimed, a[6])
-            code = a.get(5)
+            if a.get(R.AP_BIRTHDAY):
+                ms.birthday_claimed = max(ms.birthday_claimed, a[R.AP_BIRTHDAY])
+            code = a.get(R.AP_COUPON)
             if code:
                 self.coupon(code, ms.member, d, seq)
 
@@ -81,18 +81,19 @@ class Postings:
         applied it with that hash, for the same member and tenant; Nones otherwise (points
         must never go back to another member's lots)."""
         o = p[R.K_ORIG]
-        key = (o[0], o[1])
+        key = (o[R.O_DEVICE], o[R.O_SEQ])
         tenant = p[R.K_TENANT]
         hit = self.in_batch.get(key)
         if hit is not None:
             h, jid, m, day, store, t = hit
-            return (jid, day, store) if (h, m, t) == (o[2], member, tenant) else (None, None, None)
+            ok = (h, m, t) == (o[R.O_HASH], member, tenant)
+            return (jid, day, store) if ok else (None, None, None)
         row = self.tx.one(
             "SELECT hash, journal_id, store, member, tenant FROM records WHERE device = ? "
             "AND seq = ?",
             key,
         )
-        if row is None or (bytes(row[0]), row[3], row[4]) != (o[2], member, tenant):
+        if row is None or (bytes(row[0]), row[3], row[4]) != (o[R.O_HASH], member, tenant):
             return None, None, None
         jrow = self.tx.one("SELECT day FROM journals WHERE id = ?", (row[1],))
         return int(row[1]), int(jrow[0]), str(row[2])
@@ -100,15 +101,15 @@ class Postings:
     def refund(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
-        reversed_, returned = p[R.K_POINTS][0], p[R.K_POINTS][1]
-        w_returned, cb_reversed = p[R.K_WALLET][0], p[R.K_WALLET][1]
+        reversed_, returned = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
+        w_returned, cb_reversed = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
         orig_jid, orig_day, orig_store = self._orig(p, ms.member if ms else None)
         o = p[R.K_ORIG]
         if orig_jid is None:
             self.books.alert(
                 "warning",
                 "refund_without_sale",
-                f"refund of {o[0]} seq {o[1]} which head office has not applied "
+                f"refund of {o[R.O_DEVICE]} seq {o[R.O_SEQ]} which head office has not applied "
                 "(or whose hash, member or tenant differs)",
                 ms.member if ms else None,
                 d,
@@ -120,21 +121,29 @@ class Postings:
         tenant = p[R.K_TENANT]
         store = orig_store or p[R.K_STORE]
         b.spend(
-            jid, ms, reversed_, day, s_acct(tenant, "points_issued"), d, seq, prefer=(o[0], o[1])
+            jid,
+            ms,
+            reversed_,
+            day,
+            s_acct(tenant, "points_issued"),
+            d,
+            seq,
+            prefer=(o[R.O_DEVICE], o[R.O_SEQ]),
         )
         b.give_back(jid, ms, returned, day, orig_jid, d, seq)
         b.wallet(jid, ms, w_returned, st_acct(tenant, store, "wallet_redeemed"), d, seq)
         b.wallet(jid, ms, -cb_reversed, s_acct(tenant, "cashback_issued"), d, seq)
         # the purchase value taken back: the money refunded and what was withheld from it
         # for points and cashback already spent (amounts.4)
-        back = p[R.K_AMOUNTS][3] + p[R.K_AMOUNTS].get(4, 0)
+        back = p[R.K_AMOUNTS][R.A_PAID] + p[R.K_AMOUNTS].get(R.A_WITHHELD, 0)
         b.add_spend(ms, orig_day if orig_day is not None else day, -back)
 
     def adjustment(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
         extra = p.get(R.K_EXTRA, {})
-        points, wallet = extra.get(1, 0), extra.get(2, 0)  # integers (the schema checks)
+        points = extra.get(R.ADJ_POINTS, 0)  # integers (the schema checks)
+        wallet = extra.get(R.ADJ_WALLET, 0)
         if ms is None:
             if points or wallet:
                 self.books.alert("warning", "adjustment_without_member", "ignored", None, d, seq)
@@ -152,14 +161,14 @@ class Postings:
         extra = p.get(R.K_EXTRA, {})
         if ms is None:
             return
-        if extra.get(0) == "card" and extra.get(1):
-            card = str(extra[1])
+        if extra.get(R.EN_HOW) == "card" and extra.get(R.EN_REF):
+            card = str(extra[R.EN_REF])
             self.tx.execute(
                 "INSERT INTO member_cards (card, member) VALUES (?, ?) "
                 "ON CONFLICT (card) DO UPDATE SET member = excluded.member",
                 (card, ms.member),
             )
-        bday = extra.get(2)
+        bday = extra.get(R.EN_BIRTHDAY)
         if isinstance(bday, str) and not ms.birthday:
             ms.birthday = bday
             ms.dirty = True
@@ -178,7 +187,7 @@ def stream_body(rec: Record, member: str | None, ms: MemberState | None, jid: in
         "hash": rec.hash.hex(),
         "type": p[R.K_TYPE],
         "member": member,
-        "device_time": format_timestamp(t[0] // 1000, t[1]),
+        "device_time": format_timestamp(t[R.T_WALL] // 1000, t[R.T_OFFSET]),
         "offline": p[R.K_OFFLINE],
         "journal": jid,
         "basket": p.get(R.K_BASKET),
@@ -190,33 +199,23 @@ def stream_body(rec: Record, member: str | None, ms: MemberState | None, jid: in
             if body["type"] == "sale"
             else ("gross", "discount", "wallet", "refunded")
         )
-        body["amounts"] = dict(zip(names, (a[0], a[1], a[2], a[3]), strict=True))
+        money = (a[R.A_GROSS], a[R.A_DISCOUNT], a[R.A_WALLET], a[R.A_PAID])
+        body["amounts"] = dict(zip(names, money, strict=True))
+        if R.A_WITHHELD in a:
+            body["amounts"]["withheld"] = a[R.A_WITHHELD]
+        pts = p[R.K_POINTS]
         body["points"] = (
-            {"plus": p[R.K_POINTS][0], "minus": p[R.K_POINTS][1]}
+            {"plus": pts[R.P_EARNED], "minus": pts[R.P_REDEEMED]}
             if body["type"] == "sale"
-            else {"reversed": p[R.K_POINTS][0], "returned": p[R.K_POINTS][1]}
+            else {"reversed": pts[R.P_EARNED], "returned": pts[R.P_REDEEMED]}
         )
         body["rules_version"] = p[R.K_RULES]
     if p.get(R.K_BANK):
         b = p[R.K_BANK]
-        body["bank"] = {
-            k: b[i]
-            for i, k in enumerate(
-                (
-                    "terminal_id",
-                    "trace",
-                    "receipt",
-                    "amount",
-                    "card_type",
-                    "auth_code",
-                    "result",
-                )
-            )
-            if i in b
-        }
+        body["bank"] = {k: b[i] for i, k in enumerate(R.BANK_NAMES) if i in b}
     if p.get(R.K_ORIG):
         o = p[R.K_ORIG]
-        body["orig"] = {"device": o[0], "seq": o[1], "hash": o[2].hex()}
+        body["orig"] = {"device": o[R.O_DEVICE], "seq": o[R.O_SEQ], "hash": o[R.O_HASH].hex()}
     if ms is not None:
         body["balances"] = {"points": ms.points, "wallet": ms.wallet}
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

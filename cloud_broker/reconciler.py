@@ -110,7 +110,7 @@ class _Held:
 
 def local_day(payload: dict[int, Any]) -> int:
     t = payload[R.K_TIME]
-    return int((t[0] // 1000 + t[1] * 60) // 86400)
+    return int((t[R.T_WALL] // 1000 + t[R.T_OFFSET] * 60) // 86400)
 
 
 class Reconciler:
@@ -550,10 +550,10 @@ class _Apply(Postings):
         m = p.get(R.K_MEMBER)
         if not m:
             return None
-        if m[0] == "phone":
-            return str(m[1])
-        row = self.tx.one("SELECT member FROM member_cards WHERE card = ?", (m[1],))
-        return str(row[0]) if row else f"card:{m[1]}"
+        if m[R.M_HOW] == "phone":
+            return str(m[R.M_REF])
+        row = self.tx.one("SELECT member FROM member_cards WHERE card = ?", (m[R.M_REF],))
+        return str(row[0]) if row else f"card:{m[R.M_REF]}"
 
     def apply(self, msg: Incoming, rec: Record, last_hash: bytes) -> str:
         """Apply the device's next record: APPLIED, REFUSED (quarantined) or PARKED
@@ -645,7 +645,7 @@ class _Apply(Postings):
                 store,
                 kind,
                 member,
-                t[0],
+                t[R.T_WALL],
                 int(p[R.K_OFFLINE]),
                 jid,
                 self.now,

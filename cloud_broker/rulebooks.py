@@ -133,9 +133,6 @@ class RuleBooks:
             raise RuleError("bundle", "head office holds no rules bundle")
         return self._latest
 
-    def versions(self) -> list[int]:
-        return sorted(self._by_version)
-
 
 def from_message(db: Database, raw: bytes, pinned: Ed25519PublicKey | None) -> RuleSet | None:
     """A bundle seen on the rules topic: kept if its signature is head office's own;

@@ -147,9 +147,9 @@ def _sale_records(ho: HeadOffice) -> list[dict[str, Any]]:
                 "device": device,
                 "seq": int(seq),
                 "type": kind,
-                "amount": p[R.K_AMOUNTS][3],
-                "terminal_id": bank.get(0),
-                "trace": bank.get(1),
+                "amount": p[R.K_AMOUNTS][R.A_PAID],
+                "terminal_id": bank.get(R.B_TERMINAL),
+                "trace": bank.get(R.B_TRACE),
             }
         )
     return out

@@ -24,6 +24,7 @@ from typing import Any
 
 from cloud_broker.db import Database
 from demo.link import Link
+from edge.errors import LoyaltyError
 from edge.protocol.mqtt import BrokerConfig
 from hw_sim.device import SimDevice
 from hw_sim.keypad import KeypadSim
@@ -39,7 +40,7 @@ TENANT = "hypershahr"
 START_TIMEOUT = 30.0  # seconds a service may take to say it is ready
 
 
-class DemoError(RuntimeError):
+class DemoError(LoyaltyError):
     """A step of setting up the demo failed; the message says which and why."""
 
 

@@ -1,6 +1,6 @@
 """The loyalty club's edge agent.
 
-This package is imported by MicroPython too (``micropython -m edge.rules``), so this
+This package is imported by MicroPython too (``micropython -m edge.rules_cli``), so this
 file stays plain: no imports, no annotations.
 """
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from edge.backoff import Backoff
@@ -41,7 +42,7 @@ from edge.errors import (
     OutboxFullError,
     SignatureError,
 )
-from edge.ledger_cache.outbox import MIB, Identity, Limits, Outbox
+from edge.ledger_cache.outbox import MIB, Identity, Limits, Outbox, OutboxView
 from edge.ledger_cache.payments import Payments
 from edge.members import Members
 from edge.protocol import bundles, keys, snapshots, topics
@@ -85,7 +86,7 @@ class Agent:
             t = cfg.tenant
             self.uplink = Uplink(
                 UplinkConfig(cfg.broker),
-                cfg.db_path,
+                partial(OutboxView, cfg.db_path),
                 self.identity,
                 downlink={topics.rules(t): self.on_rules, topics.snapshot(t): self.on_snapshots},
                 on_conflict=self.on_conflict,
@@ -177,6 +178,12 @@ class Agent:
             enroll_new_phones=self.cfg.enroll_new_phones,
         )
         self.refunds = Refunds(self.checkout)
+        self.checkout.owner = threading.get_ident()  # built on, and owned by, this thread
+
+    def abort_payment(self, session: str) -> bool:
+        """The cashier cancelled while the bank terminal waits for the customer: abort it
+        (from the POS API's thread; edge.settlement.Settlement.abort is thread-safe)."""
+        return self.settlement.abort(session)
 
     def _outbox_alarm(self, level: int, msg: str) -> None:
         self.outbox_alarm = msg if level else None

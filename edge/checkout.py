@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -114,12 +115,24 @@ class Checkout:
         self.enroll_new_phones = enroll_new_phones
         self.ident = outbox.identity
         self.sessions: dict[str, Session] = {}
+        # the agent thread that owns the checkout (set by the agent); every call from
+        # another thread is a bug, refused loudly rather than racing on a session
+        self.owner: int | None = None
         settlement.committers["sale"] = self._commit_sale
         settlement.committers["plain"] = self._commit_plain
 
     # -- sessions -----------------------------------------------------------------------
 
+    def mine(self) -> None:
+        """Refuse a call from a thread that does not own the checkout."""
+        if self.owner is not None and threading.get_ident() != self.owner:
+            raise RuntimeError(
+                f"the checkout belongs to the agent thread, not {threading.current_thread().name}"
+                ": route the call through Agent.call"
+            )
+
     def session(self, sid: str) -> Session:
+        self.mine()
         s = self.sessions.get(sid)
         if s is None:
             raise CheckoutError(
@@ -150,6 +163,7 @@ class Checkout:
             del self.sessions[next(iter(self.sessions))]
 
     def open(self, basket: dict[str, Any]) -> Session:
+        self.mine()
         self._expire()
         if not isinstance(basket, dict):
             raise CheckoutError(
@@ -221,6 +235,7 @@ class Checkout:
     def enroll(self, phone: str) -> dict[str, Any]:
         """Enrol a phone number now, with the customer's consent (a kiosk, or the POS's own
         enrol button); an existing member is simply reported as such."""
+        self.mine()
         try:
             member = normalise(phone)
         except CoreError as e:
@@ -235,7 +250,7 @@ class Checkout:
         now = self.clock.now()
         rec = self.outbox.commit(
             "enroll",
-            {R.K_EXTRA: {0: "phone", 1: member}},
+            {R.K_EXTRA: {R.EN_HOW: "phone", R.EN_REF: member}},
             member=R.member_field("phone", member),
             offline=not self.online(),
             delta=MemberDelta(member, now.iso()[:10]),
@@ -346,6 +361,7 @@ class Checkout:
                 lambda: bank.authorize(  # type: ignore[union-attr]
                     amount, on_status=self.settlement.status, timeout=self.settlement.timeout
                 ),
+                s.id,
             )
         except CheckoutError:
             s.finish("unknown")  # never charged again from this session: ask the terminal

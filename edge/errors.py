@@ -1,25 +1,73 @@
-"""The error tree of the CPython side of the project.
+"""The project's error tree: one root, every branch, where each is defined.
 
     Exception
-     └── LoyaltyError                 everything this project raises on purpose
-          ├── ConfigError             a setting is wrong; .setting names it   (also ValueError)
-          ├── ProtocolError           bytes from the wire or the outbox refused; .code says why
-          │    ├── DecodeError        malformed or non-canonical CBOR          (also ValueError)
-          │    ├── RecordError        a record that breaks the payload schema  (also ValueError)
-          │    └── SignatureError     COSE structure, key id or signature invalid
-          ├── StorageError            the terminal's SQLite cannot do what was asked
-          │    ├── OutboxFullError    the outbox reached its hard limit (bilingual message)
-          │    ├── DiskFullError      the terminal's disk (not the outbox) has no room left
-          │    └── ChainConflictError head office holds more of this device's chain than
-          │                           the terminal does (reinstalled or restored): no new
-          │                           records until a technician resumes it
-          └── DeviceError             a device did not answer or answered nonsense
+     └── LoyaltyError                     edge.core.errors: everything raised on purpose;
+          │                               ``en`` and ``fa`` for the person who reads it
+          ├── CoreError                   edge.core.errors: the MicroPython-compatible core
+          │    ├── RuleError              a rules bundle (or a rule in it) is invalid
+          │    ├── InputError             a basket, member snapshot or request is invalid
+          │    │    └── RefundError       a refund or void that cannot be done
+          │    ├── PhoneError             not an Iranian mobile number
+          │    └── DateError              a malformed or impossible date or time
+          ├── ConfigError                 a setting, option or command line is wrong;
+          │    │                          ``.setting`` names it           (also ValueError)
+          │    └── ResolveError           cloud_broker.admission: a quarantine entry that
+          │                               cannot be admitted or dismissed as asked
+          ├── ProtocolError               bytes refused; ``.code`` says why (quarantine)
+          │    │                                                          (also ValueError)
+          │    ├── DecodeError            malformed or non-canonical CBOR
+          │    ├── RecordError            a record that breaks the payload schema
+          │    └── SignatureError         COSE structure, key id or signature invalid
+          ├── StorageError                the terminal's SQLite cannot do what was asked
+          │    ├── OutboxFullError        the outbox reached its own limit
+          │    ├── DiskFullError          the terminal's disk (not the outbox) is full
+          │    └── ChainConflictError     head office holds more of this device's chain
+          │                               than the terminal (reinstalled or restored)
+          ├── LedgerError                 head office's database cannot do what was asked
+          ├── DeviceError                 a device did not answer or answered nonsense
+          │    ├── FramingError           edge.drivers.zvt.framing: a ZVT frame (DLE, CRC)
+          │    ├── ZVTError               edge.drivers.zvt.apdu: an APDU, BMP or TLV
+          │    ├── ScanError              edge.drivers.scanner: an unreadable scan
+          │    ├── RDM6300FrameError      edge.drivers.rdm6300: a 125 kHz frame
+          │    └── PN532Error             edge.drivers.pn532_frames
+          │         ├── PN532FrameError   a frame that breaks the format (also ValueError)
+          │         │    ├── ChecksumError, TruncatedFrameError
+          │         ├── PN532TimeoutError, PN532CommandError
+          ├── CheckoutError               edge.settlement: a checkout, payment or refund step
+          │                               that cannot be done; ``.code`` for the POS (the
+          │                               POS API maps codes to HTTP statuses, not the domain)
+          ├── ToolError                   firmware_tools.ui: the technician's tools
+          │    ├── RefusedError           a check failed, head office or the broker said no
+          │    ├── UnreachableError       head office or the broker did not answer
+          │    └── AgentRunningError      the agent must be stopped first
+          ├── RefusalError                firmware_tools.enrollment: an enrolment, rotation
+          │                               or decommission request head office refuses
+          ├── TaxError                    cloud_broker.tax.errors: the tax system hand-off
+          │    │                          (``.transient``: worth retrying)
+          │    ├── TaxValidationError     an invoice we must not send
+          │    │    └── InvalidTaxIdError a tax id's form or check digit
+          │    ├── KeyFileError           a taxpayer key or certificate file (or its mode)
+          │    ├── PacketError            a JWS/JWE packet that cannot be made or opened
+          │    ├── TaxRejectedError       the system refused (4xx, its error codes)
+          │    │    └── TaxAuthError      the token or the certificate is refused
+          │    ├── TaxUnavailableError    transient: try again later
+          │    │    ├── TaxTimeoutError, TaxServerError, TaxRateLimitedError
+          │    └── TaxProtocolError       an answer we cannot read (transient)
+          ├── GatewayError                cloud_broker.messages.gateway: an SMS gateway
+          │    │                          (``.transient``, ``.pauses``, ``.ambiguous``)
+          │    ├── InvalidNumberError, InvalidRequestError       permanent
+          │    ├── AuthError, NoCreditError                      pause the queue
+          │    └── RateLimitedError, ServerError, NetworkError,  transient
+          │        GatewayTimeoutError
+          ├── TemplateError, OccasionError  cloud_broker.messages: a template, an occasion
+          │                               (also ValueError)
+          ├── ScenarioError               hw_sim.scenario: a simulator scenario file
+          ├── WireError                   hw_sim.zvt_wire: bytes the simulated terminal refuses
+          └── DemoError                   demo.world: the demo could not be set up
 
-    ValueError
-     └── CoreError                    the MicroPython-compatible core (edge.core.errors):
-          RuleError, InputError, RefundError, PhoneError, DateError
-
-Errors meant for a person at the till or a technician carry ``fa`` and ``en`` texts.
+Errors inherit from a built-in where the meaning fits (``ValueError`` for bad values), never
+for control flow.  Errors meant for a person at the till, a technician or an operator carry
+``fa`` and ``en`` texts; a device's or a user's text in them is sanitised (edge.sanitize).
 """
 
 from __future__ import annotations
@@ -28,6 +76,7 @@ from edge.core.errors import (
     CoreError,
     DateError,
     InputError,
+    LoyaltyError,
     PhoneError,
     RefundError,
     RuleError,
@@ -42,6 +91,7 @@ __all__ = [
     "DeviceError",
     "DiskFullError",
     "InputError",
+    "LedgerError",
     "LoyaltyError",
     "OutboxFullError",
     "PhoneError",
@@ -52,15 +102,6 @@ __all__ = [
     "SignatureError",
     "StorageError",
 ]
-
-
-class LoyaltyError(Exception):
-    """Base of the project's own errors (CPython side)."""
-
-    def __init__(self, message: str, *, fa: str | None = None) -> None:
-        super().__init__(message)
-        self.en = message
-        self.fa = fa if fa is not None else message
 
 
 class ConfigError(LoyaltyError, ValueError):
@@ -112,3 +153,8 @@ class ChainConflictError(StorageError):
     """Head office's acknowledgement names records this terminal does not hold (it was
     reinstalled with the same key, or its database restored from an old copy): recording
     more would fork the device's hash chain, so club records stop until it is resumed."""
+
+
+class LedgerError(LoyaltyError):
+    """Head office's ledger database could not do what was asked (it cannot be reached,
+    or its schema is newer than this software)."""

@@ -266,25 +266,7 @@ class Handler(BaseHTTPRequestHandler):
             return 200, a.call(a.checkout.enroll, _text(body, "phone", "شماره موبایل"))
         m = _SESSION.match(path)
         if m:
-            sid, action = m.group(1), m.group(2)
-            if action is None:
-                _only(method, "GET")
-                return 200, a.call(lambda: a.checkout.session(sid).view())
-            _only(method, "POST")
-            body = self._body()
-            if action == "identify":
-                return 200, self._identify(sid, body)
-            if action == "options":
-                return 200, a.call(a.checkout.set_options, sid, body).view()
-            if action == "pay":
-                key = self._key(body)
-                loyalty = body.get("loyalty", True)
-                if type(loyalty) is not bool:
-                    raise _err(
-                        "bad_request", "loyalty: true or false", "مقدار loyalty نامعتبر است."
-                    )
-                return 200, a.call(a.checkout.pay, sid, key, loyalty=loyalty)
-            return 200, a.call(a.checkout.cancel, sid).view()
+            return self._session(method, m.group(1), m.group(2))
         m = _SALE.match(path)
         if m:
             _only(method, "POST")
@@ -300,6 +282,27 @@ class Handler(BaseHTTPRequestHandler):
             "en": f"no such endpoint {clean(path, 80)}",
             "fa": "چنین مسیری وجود ندارد.",
         }
+
+    def _session(self, method: str, sid: str, action: str | None) -> tuple[int, dict[str, Any]]:
+        a = self.agent
+        if action is None:
+            _only(method, "GET")
+            return 200, a.call(lambda: a.checkout.session(sid).view())
+        _only(method, "POST")
+        body = self._body()
+        if action == "identify":
+            return 200, self._identify(sid, body)
+        if action == "options":
+            return 200, a.call(a.checkout.set_options, sid, body).view()
+        if action == "pay":
+            key = self._key(body)
+            loyalty = body.get("loyalty", True)
+            if type(loyalty) is not bool:
+                raise _err("bad_request", "loyalty: true or false", "مقدار loyalty نامعتبر است.")
+            return 200, a.call(a.checkout.pay, sid, key, loyalty=loyalty)
+        if a.abort_payment(sid):  # the customer had not paid yet: the terminal stops
+            return 200, a.call(lambda: a.checkout.session(sid).view())
+        return 200, a.call(a.checkout.cancel, sid).view()
 
     def _identify(self, sid: str, body: dict[str, Any]) -> dict[str, Any]:
         a = self.agent

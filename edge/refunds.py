@@ -58,6 +58,7 @@ class Refunds:
         kind: str = "refund",
         key: str | None = None,
     ) -> dict[str, Any]:
+        self.co.mine()
         if not isinstance(request, dict):
             raise CheckoutError("bad_refund", "the request must be an object", "درخواست نامعتبر.")
         request = dict(request)
@@ -116,7 +117,7 @@ class Refunds:
                 return bank.reverse(receipt_no, bank_amount, on_status=s.status, timeout=s.timeout)
             return bank.refund(bank_amount, on_status=s.status, timeout=s.timeout)
 
-        res = self.settlement.move(pid, bank_amount, op)
+        res = self.settlement.move(pid, bank_amount, op, f"refund-{seq}")
         answer = self.settlement.finish(pid, res, _unrecorded(kind, r, method, res))
         if answer is None:
             return {

@@ -46,6 +46,7 @@ import logging
 import os
 import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,6 +131,10 @@ class Settlement:
         self.on_status = on_status
         self.committers: dict[str, Committer] = {}
         self.unrecorded: dict[int, Unrecorded] = {}
+        # the one piece of state another thread reads: which session's money is moving now,
+        # so that a cancel from the POS can abort it (``abort``)
+        self._moving_lock = threading.Lock()
+        self._moving: str | None = None
 
     # -- the POS's idempotency key --------------------------------------------------------
 
@@ -175,11 +180,15 @@ class Settlement:
             raise disk_full(e) from e
         return pid
 
-    def move(self, pid: int, amount: int, op: Callable[[], PaymentResult]) -> PaymentResult:
-        """Run the bank terminal's operation; CheckoutError bank_unknown when it failed
-        and its last transaction does not settle what happened."""
+    def move(
+        self, pid: int, amount: int, op: Callable[[], PaymentResult], session: str | None = None
+    ) -> PaymentResult:
+        """Run the bank terminal's operation for ``session``; CheckoutError bank_unknown
+        when it failed and its last transaction does not settle what happened."""
         if amount == 0:
             return PaymentResult(True, 0, 0, "Nothing to pay", "پرداختی لازم نیست")
+        with self._moving_lock:
+            self._moving = session
         try:
             return op()
         except Exception as e:  # a driver bug after the charge is as unknown as a cut cable
@@ -197,7 +206,23 @@ class Settlement:
                 f"{fa}؛ نتیجه پرداخت معلوم نیست، رسید پایانه را بررسی کنید.",
             ) from e
         finally:
+            with self._moving_lock:
+                self._moving = None
             self.status("")
+
+    def abort(self, session: str) -> bool:
+        """Ask the bank terminal to abort the payment of ``session`` if it is the one in
+        progress (safe from any thread: the cashier cancelled while the customer had not
+        paid yet).  The payment then ends as not approved, by the usual path."""
+        with self._moving_lock:
+            if self._moving != session or self.bank is None:
+                return False
+            abort = getattr(self.bank, "abort", None)
+            if abort is None:
+                return False
+            log.info("aborting the payment of session %s at the cashier's request", session)
+            abort()
+            return True
 
     def finish(
         self, pid: int, res: PaymentResult, unrecorded_answer: dict[str, Any]

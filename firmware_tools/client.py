@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,7 +35,7 @@ from edge.clock import Clock
 from edge.config import Config
 from edge.core import record as R
 from edge.errors import ConfigError, DecodeError
-from edge.ledger_cache.outbox import Identity, Limits, Outbox
+from edge.ledger_cache.outbox import Identity, Limits, Outbox, OutboxView
 from edge.protocol import keys, messages, topics
 from edge.protocol.mqtt import BrokerConfig
 from edge.protocol.provisioning import Reply, Request, decode_reply, new_nonce, sign_request
@@ -156,7 +157,8 @@ def outbox(cfg: Config, key: Ed25519PrivateKey) -> Iterator[Outbox]:
 
 def heartbeat(ob: Outbox) -> Record:
     st = ob.status()
-    return ob.commit("heartbeat", {R.K_EXTRA: {0: st["depth"], 1: st["applied_through"]}})
+    extra = {R.HB_DEPTH: st["depth"], R.HB_APPLIED: st["applied_through"]}
+    return ob.commit("heartbeat", {R.K_EXTRA: extra})
 
 
 def ship(cfg: Config, through: int, timeout: float) -> tuple[bool, int]:
@@ -164,7 +166,7 @@ def ship(cfg: Config, through: int, timeout: float) -> tuple[bool, int]:
     returns (covered, applied_through)."""
     up = Uplink(
         UplinkConfig(broker_of(cfg), resend_after=3.0, poll_interval=0.1),
-        cfg.db_path,
+        partial(OutboxView, cfg.db_path),
         Identity(cfg.tenant, cfg.store, cfg.device),
     )
     up.start()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from cloud_broker import registry
 from cloud_broker.db import Database, Tx
-from edge.errors import ConfigError, ProtocolError, SignatureError
+from edge.errors import ConfigError, LoyaltyError, ProtocolError, SignatureError
 from edge.protocol import topics
 from edge.protocol.cose import Sign1
 from edge.protocol.keys import public_from_raw
@@ -102,10 +102,13 @@ def _iso(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(ms // 1000))
 
 
-class _RefusalError(Exception):
+class RefusalError(LoyaltyError):
+    """An enrolment, key rotation or decommission request head office refuses; ``code``
+    goes back to the technician's tool, ``security`` makes it a security event."""
+
     def __init__(self, code: str, en: str, fa: str, security: bool = False) -> None:
-        super().__init__(en)
-        self.code, self.en, self.fa, self.security = code, en, fa, security
+        super().__init__(en, fa=fa)
+        self.code, self.security = code, security
 
 
 def handle(
@@ -124,7 +127,7 @@ def handle(
         s, req = parse_request(raw)
         nonce = req.nonce
         if (req.tenant, req.device) != (tenant, device):
-            raise _RefusalError(
+            raise RefusalError(
                 "topic_mismatch",
                 f"a request of {req.tenant}/{req.device} arrived on {tenant}/{device}'s topic",
                 "درخواست روی موضوع (topic) دستگاه دیگری فرستاده شده است",
@@ -134,7 +137,7 @@ def handle(
         if abs(skew) > MAX_SKEW_MS:
             mins = abs(skew) // 60000
             ahead = skew > 0
-            raise _RefusalError(
+            raise RefusalError(
                 "clock",
                 f"the terminal's clock is {mins} minutes {'ahead of' if ahead else 'behind'} "
                 "head office's; set the date and time and try again",
@@ -150,20 +153,20 @@ def handle(
     except ProtocolError as e:
         reply = _reply_refused(
             nonce,
-            _RefusalError(
+            RefusalError(
                 "bad_request",
                 f"head office could not read the request: {e}",
                 f"دفتر مرکزی درخواست را نتوانست بخواند: {e.code}",
             ),
             t,
         )
-    except _RefusalError as r:  # refused before the transaction (topic, clock)
+    except RefusalError as r:  # refused before the transaction (topic, clock)
         refusal = r
         if refusal.security:
             db.run(lambda tx: _security_event(tx, t, device, None, "request_refused", refusal))
         reply = _reply_refused(nonce, refusal, t)
     except ConfigError as e:  # a concurrent request registered the same device first
-        reply = _reply_refused(nonce, _RefusalError("refused", str(e), str(e)), t)
+        reply = _reply_refused(nonce, RefusalError("refused", str(e), str(e)), t)
     log.info(
         "provisioning request from %s/%s: %s (%s)",
         tenant,
@@ -174,7 +177,7 @@ def handle(
     return reply_topic, encode_reply(reply)
 
 
-def _reply_refused(nonce: bytes, r: _RefusalError, t: int) -> Reply:
+def _reply_refused(nonce: bytes, r: RefusalError, t: int) -> Reply:
     return Reply(nonce, False, r.code, r.en, r.fa, None, t)
 
 
@@ -183,14 +186,14 @@ def _guarded(tx: Tx, op: Callable[[Tx], Reply], req: Request, t: int) -> Reply:
     transaction, which then commits nothing else."""
     try:
         return op(tx)
-    except _RefusalError as r:
+    except RefusalError as r:
         if r.security:
             _security_event(tx, t, req.device, req.seq, f"{req.op}_refused", r)
         return _reply_refused(req.nonce, r, t)
 
 
 def _security_event(
-    tx: Tx, t: int, device: str, seq: int | None, kind: str, r: _RefusalError
+    tx: Tx, t: int, device: str, seq: int | None, kind: str, r: RefusalError
 ) -> None:
     tx.execute(
         "INSERT INTO security_events (at, device, seq, kind, detail) VALUES (?, ?, ?, ?, ?)",
@@ -198,8 +201,8 @@ def _security_event(
     )
 
 
-def _bad(req: Request) -> _RefusalError:
-    return _RefusalError(
+def _bad(req: Request) -> RefusalError:
+    return RefusalError(
         "bad_request",
         f"a {req.op} request without the fields it needs",
         f"درخواست {req.op} کامل نیست",
@@ -217,7 +220,7 @@ def _key_in_force(info: registry.DeviceInfo, seq: int) -> bytes | None:
 
 def _verify(s: Sign1, key: bytes | None, req: Request) -> None:
     if key is None:
-        raise _RefusalError(
+        raise RefusalError(
             "bad_signature",
             f"head office has no key for {req.device} to check this request with",
             f"دفتر مرکزی کلیدی برای بررسی امضای {req.device} ندارد",
@@ -226,7 +229,7 @@ def _verify(s: Sign1, key: bytes | None, req: Request) -> None:
     try:
         s.verify(public_from_raw(key))
     except SignatureError:
-        raise _RefusalError(
+        raise RefusalError(
             "bad_signature",
             f"the request's signature does not verify with {req.device}'s key",
             f"امضای درخواست با کلید {req.device} تأیید نشد",
@@ -245,7 +248,7 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
         (h,),
     )
     if row is None:
-        raise _RefusalError(
+        raise RefusalError(
             "token_unknown",
             "head office does not know this token (mistyped?); check it or ask for a new one",
             "دفتر مرکزی این توکن را نمی‌شناسد (اشتباه تایپ شده؟)؛ آن را بررسی کنید یا "
@@ -257,7 +260,7 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
         info = registry.load(tx, req.device)
         if used_by == req.device and info is not None and info.keys[0][1] == req.public_key:
             return Reply(req.nonce, True, "enrolled", *_enrolled_text(req), None, t)
-        raise _RefusalError(
+        raise RefusalError(
             "token_used",
             f"this token was already used on {_iso(int(used_at))}; a token works once, "
             "ask head office for a new one",
@@ -266,13 +269,13 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
             security=True,
         )
     if int(expires) <= t:
-        raise _RefusalError(
+        raise RefusalError(
             "token_expired",
             f"this token expired at {_iso(int(expires))}; ask head office for a new one",
             f"این توکن در {_iso(int(expires))} منقضی شده است؛ از دفتر مرکزی توکن تازه بگیرید",
         )
     if (tenant, store) != (req.tenant, req.store):
-        raise _RefusalError(
+        raise RefusalError(
             "token_store",
             f"this token is for store {tenant}/{store}, not {req.tenant}/{req.store}",
             f"این توکن برای فروشگاه {tenant}/{store} است، نه {req.tenant}/{req.store}",
@@ -280,20 +283,20 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
         )
     other = registry.other_tenant(tx, req.tenant)
     if other is not None:
-        raise _RefusalError(
+        raise RefusalError(
             "tenant",
             f"this head office serves tenant {other}, not {req.tenant}",
             f"این دفتر مرکزی برای {other} است، نه {req.tenant}",
         )
     if bound is not None and bound != req.device:
-        raise _RefusalError(
+        raise RefusalError(
             "token_device",
             f"this token is for device {bound}, not {req.device}",
             f"این توکن برای دستگاه {bound} است، نه {req.device}",
             security=True,
         )
     if registry.load(tx, req.device) is not None:
-        raise _RefusalError(
+        raise RefusalError(
             "device_exists",
             f"{req.device} is already registered; use rotate-key on it, or decommission it "
             "and enroll under a new device id",
@@ -306,7 +309,7 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
         (t, req.device, h),
     )
     if claimed is None:
-        raise _RefusalError(
+        raise RefusalError(
             "token_used",
             "this token was just used by another request; ask head office for a new one",
             "این توکن همین حالا با درخواست دیگری به کار رفت؛ توکن تازه بگیرید",
@@ -327,14 +330,14 @@ def _enrolled_text(req: Request) -> tuple[str, str]:
 def _device(tx: Tx, req: Request) -> registry.DeviceInfo:
     info = registry.load(tx, req.device)
     if info is None:
-        raise _RefusalError(
+        raise RefusalError(
             "unknown_device",
             f"head office does not know {req.device}; enroll it first",
             f"دفتر مرکزی {req.device} را نمی‌شناسد؛ نخست آن را ثبت (enroll) کنید",
             security=True,
         )
     if (info.tenant, info.store) != (req.tenant, req.store):
-        raise _RefusalError(
+        raise RefusalError(
             "device_mismatch",
             f"{req.device} is registered to {info.tenant}/{info.store}, not "
             f"{req.tenant}/{req.store}",
@@ -353,7 +356,7 @@ def _rotate(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
     # a lost reply still verifies)
     _verify(s, _key_in_force(info, req.seq - 1), req)
     if info.status != "active":
-        raise _RefusalError(
+        raise RefusalError(
             "device_revoked",
             f"{req.device} is revoked; its key cannot be rotated",
             f"{req.device} باطل شده است؛ کلید آن عوض نمی‌شود",
@@ -361,7 +364,7 @@ def _rotate(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
     try:
         registry.rotate_key_tx(tx, req.device, req.public_key, req.seq)
     except ConfigError as e:
-        raise _RefusalError(
+        raise RefusalError(
             "bad_seq",
             f"head office cannot rotate the key from seq {req.seq}: {e}",
             f"دفتر مرکزی نمی‌تواند کلید را از شمارهٔ {req.seq} عوض کند: {e}",
@@ -386,7 +389,7 @@ def _decommission(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
     if info.status != "active":
         if info.revoked_after_seq == req.seq:
             return _decommissioned(req, t)
-        raise _RefusalError(
+        raise RefusalError(
             "device_revoked",
             f"{req.device} was already revoked (records after seq {info.revoked_after_seq} "
             "are refused)",
@@ -395,7 +398,7 @@ def _decommission(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
         )
     applied = int(tx.one("SELECT applied_through FROM devices WHERE device = ?", (req.device,))[0])
     if applied > req.seq:
-        raise _RefusalError(
+        raise RefusalError(
             "bad_seq",
             f"head office has applied records up to seq {applied}, but the terminal says its "
             f"last is {req.seq}",

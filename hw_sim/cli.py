@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 
-from hw_sim import registry
+from hw_sim import catalog
 from hw_sim.faults import Faults
 from hw_sim.scenario import Scenario, ScenarioError
 from hw_sim.transport import PtyServer, TcpServer
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     # only the device asked for is imported (its options are added to its subcommand)
     argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for kind in registry.KINDS:
+    for kind in catalog.KINDS:
         p = sub.add_parser(kind, help=f"a simulated {kind}")
         if kind != chosen:
             continue
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         where.add_argument("--tcp", type=int, help="serve on this TCP port instead")
         p.add_argument("--faults", help="corrupt=P,drop=P,delay=S,disconnect_after=N")
         p.add_argument("--seed", type=int)
-        registry.module(kind).add_cli(p)
+        catalog.module(kind).add_cli(p)
     sc = sub.add_parser("scenario", help="run a scenario file")
     sc.add_argument("file")
     sc.add_argument("--hold", action="store_true", help="keep serving after the last event")
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {err}", file=sys.stderr)
         return 1 if scenario.errors else 0
     try:
-        device = registry.module(args.kind).from_cli(args)
+        device = catalog.module(args.kind).from_cli(args)
         faults = Faults.parse(args.faults, args.seed)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,13 +1,39 @@
 """A simulated RDM6300: while a card is in the field it sends its 14-byte frame every
-``interval`` seconds, as the module does.  The host never writes to it."""
+``interval`` seconds, as the module does.  The host never writes to it.
+
+The frame is built here from the RDM630/RDM6300 data sheet ("TTL interface RS232 data
+format", 9600 baud), apart from the driver's ``edge.drivers.rdm6300`` on purpose, so a
+misreading of the format cannot sit on both sides::
+
+    02 | ten ASCII hex digits (the card's five data bytes) | two ASCII hex digits | 03
+
+The two digits are the checksum, the XOR of the five data bytes: the data sheet's example
+card 62E3086CED gives 62^E3^08^6C^ED = 08, sent as ``02 36 32 45 33 30 38 36 43 45 44 30
+38 03``.  Its digits are upper case (``45`` for E), so the simulator sends upper case.
+A module repeats the frame while the card stays in the field (about every 50 ms on the
+ones users have measured, hence the default ``interval``); the data sheet does not say.
+"""
 
 from __future__ import annotations
 
 import argparse
+import string
 from typing import Any
 
-from edge.drivers.rdm6300 import encode
 from hw_sim.device import SimDevice, monotonic
+
+STX, ETX = 0x02, 0x03
+
+
+def frame(card: str) -> bytes:
+    """The 14 bytes an RDM6300 sends for the ten-hex-digit card id ``card``."""
+    if len(card) != 10 or any(c not in string.hexdigits for c in card):
+        raise ValueError(f"an EM4100 card id is ten hex digits, got {card!r}")
+    digits = card.upper().encode("ascii")
+    check = 0
+    for i in range(0, 10, 2):
+        check ^= int(digits[i : i + 2], 16)
+    return bytes([STX]) + digits + f"{check:02X}".encode("ascii") + bytes([ETX])
 
 
 class RDM6300Sim(SimDevice):
@@ -23,7 +49,7 @@ class RDM6300Sim(SimDevice):
             self.tap(card)
 
     def tap(self, card: str, duration: float | None = None) -> None:
-        encode(card)  # ValueError for a malformed id
+        frame(card)  # ValueError for a malformed id
         with self.lock:
             self.card = card.upper()
             self.until = None if duration is None else monotonic() + duration
@@ -41,7 +67,7 @@ class RDM6300Sim(SimDevice):
             return
         if now >= self._next:
             self._next = now + self.interval
-            self.send(encode(self.card))
+            self.send(frame(self.card))
 
     def event(self, action: str, **args: Any) -> None:
         if action == "tap":

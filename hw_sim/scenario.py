@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hw_sim import registry
+from edge.errors import LoyaltyError
+from hw_sim import catalog
 from hw_sim.device import SimDevice
 from hw_sim.faults import Faults
 from hw_sim.transport import PtyServer, TcpServer
@@ -29,14 +30,14 @@ from hw_sim.transport import PtyServer, TcpServer
 Server = PtyServer | TcpServer
 
 
-class ScenarioError(ValueError):
+class ScenarioError(LoyaltyError, ValueError):
     """A scenario file that cannot be run; the message says where."""
 
 
 def build(name: str, spec: dict[str, Any]) -> tuple[SimDevice, Server]:
     kind = spec.get("kind")
     try:
-        mod = registry.module(str(kind))
+        mod = catalog.module(str(kind))
     except ValueError as e:
         raise ScenarioError(f"device {name}: {e}") from None
     opts = {k: v if isinstance(v, list) else [str(v)] for k, v in spec.get("options", {}).items()}

@@ -26,6 +26,11 @@ frame(s) the cash register sends, so the simulator NAKs them as a terminal would
 noisy line.
 
     sim://zvt?outcome=approve&mode=serial&terminal_id=29001006&receipts=1
+
+The bytes are the simulator's own: APDUs, BMPs and BCD come from :mod:`hw_sim.zvt_wire`,
+DLE framing, CRC and the TCP splitter from :mod:`hw_sim.zvt_link`, never from the driver
+(``edge.drivers.zvt``) it is there to test; ``tests/hw_sim/test_zvt_wire.py`` holds both
+to real-terminal traces and to each other.
 """
 
 from __future__ import annotations
@@ -37,20 +42,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from edge.drivers.zvt import apdu as A
-from edge.drivers.zvt.codes import card_type_id
-from edge.drivers.zvt.framing import (
+from hw_sim import zvt_wire as W
+from hw_sim.device import SimDevice, monotonic
+from hw_sim.zvt_link import (
     ACK,
     DLE,
     NAK,
-    ApduSplitter,
     BadFrame,
     Control,
     Frame,
-    FrameDecoder,
-    encode_frame,
+    SerialReceiver,
+    TcpReceiver,
+    serial_frame,
 )
-from hw_sim.device import SimDevice, monotonic
 
 log = logging.getLogger("hw_sim.zvt")
 
@@ -100,14 +104,14 @@ class ZVTSim(SimDevice):
         self.trace = self.receipt_no = self.turnover = 0
         self.config: int | None = None  # the registration's config byte
         self.history: list[dict[str, Any]] = []  # one entry per authorisation, for tests
-        self.last: tuple[A.Apdu, A.Apdu] | None = None  # for Repeat Receipt (06 20)
-        self._sent_msg: A.Apdu | None = None
+        self.last: tuple[W.Apdu, W.Apdu] | None = None  # for Repeat Receipt (06 20)
+        self._sent_msg: W.Apdu | None = None
         self.corrupt_rx = 0
         self.naks_sent = 0
         self.retransmissions = 0
         # serial link state
-        self._decoder = FrameDecoder()
-        self._splitter = ApduSplitter()
+        self._decoder = SerialReceiver()
+        self._splitter = TcpReceiver()
         self._outq: deque[bytes] = deque()
         self._inflight: bytes | None = None
         self._sent_at = 0.0
@@ -115,7 +119,7 @@ class ZVTSim(SimDevice):
         self._last_rx: bytes | None = None
         self._sent_since_rx = True
         # the running transaction (the PT holds master rights)
-        self._script: deque[A.Apdu] = deque()
+        self._script: deque[W.Apdu] = deque()
         self._endless = False
         self._awaiting = False
         self._awaiting_since = 0.0
@@ -161,12 +165,12 @@ class ZVTSim(SimDevice):
     def ecr_prints(self) -> bool:
         cfg = self.config or 0
         return (
-            self.receipts and bool(cfg & A.CFG_PRINT_LINES) and bool(cfg & A.CFG_ECR_PRINTS_PAYMENT)
+            self.receipts and bool(cfg & W.CFG_PRINT_LINES) and bool(cfg & W.CFG_ECR_PRINTS_PAYMENT)
         )
 
     @property
     def sends_status(self) -> bool:
-        return self.config is None or bool(self.config & A.CFG_INTERMEDIATE)
+        return self.config is None or bool(self.config & W.CFG_INTERMEDIATE)
 
     # -- bytes in ---------------------------------------------------------------------------
 
@@ -211,9 +215,9 @@ class ZVTSim(SimDevice):
 
     def _handle(self, raw: bytes) -> None:  # noqa: PLR0912 - one branch per command
         try:
-            msg = A.Apdu.parse(raw)
-        except A.ZVTError:
-            self._reply(A.nack(0x9A))
+            msg = W.Apdu.parse(raw)
+        except W.WireError:
+            self._reply(W.nack(0x9A))
             return
         now = monotonic()
         if self.busy:
@@ -222,7 +226,7 @@ class ZVTSim(SimDevice):
                 sent = self._sent_msg
                 if (
                     sent is not None
-                    and sent.control == A.STATUS_INFO
+                    and sent.control == W.STATUS_INFO
                     and self.history
                     and sent.data[:2] == b"\x27\x00"
                 ):
@@ -234,98 +238,98 @@ class ZVTSim(SimDevice):
                     self.step if (self._script or not self._endless) else self.status_every
                 )
                 return
-            if msg.control == A.ECR_ABORT:
-                self._reply(A.ACK_APDU)
-                self._finish_with(A.pt_abort(ABORTED), "aborted by the cash register")
+            if msg.control == W.ECR_ABORT:
+                self._reply(W.ACK_APDU)
+                self._finish_with(W.pt_abort(ABORTED), "aborted by the cash register")
                 return
             if self._awaiting and msg.negative:  # e.g. the status refused: reverse
                 self._finish_with(
-                    A.pt_abort(ABORTED), f"refused by the cash register ({msg.ins:02X})"
+                    W.pt_abort(ABORTED), f"refused by the cash register ({msg.ins:02X})"
                 )
                 return
             if msg.is_answer:
                 return
             self._stop()  # a new command: the cash register gave up on the old one
-        if msg.control == A.ECR_ABORT:
-            self._reply(A.ACK_APDU)
-        elif msg.control == A.REGISTRATION:
+        if msg.control == W.ECR_ABORT:
+            self._reply(W.ACK_APDU)
+        elif msg.control == W.REGISTRATION:
             self._register(msg)
-        elif msg.control == A.AUTHORISATION:
+        elif msg.control == W.AUTHORISATION:
             self._authorise(msg)
-        elif msg.control == A.REFUND:
+        elif msg.control == W.REFUND:
             self._refund(msg)
-        elif msg.control == A.REVERSAL:
+        elif msg.control == W.REVERSAL:
             self._reversal(msg)
-        elif msg.control == A.REPEAT_RECEIPT:
+        elif msg.control == W.REPEAT_RECEIPT:
             if self.last is None:
-                self._reply(A.nack(0x83))  # no transaction to repeat
+                self._reply(W.nack(0x83))  # no transaction to repeat
             else:
-                self._reply(A.ACK_APDU)
+                self._reply(W.ACK_APDU)
                 self._start(list(self.last))
         elif not msg.is_answer:
-            self._reply(A.nack(0x83))  # function not possible
+            self._reply(W.nack(0x83))  # function not possible
 
     # -- commands ---------------------------------------------------------------------------
 
-    def _register(self, msg: A.Apdu) -> None:
+    def _register(self, msg: W.Apdu) -> None:
         data = msg.data
         try:
             if len(data) < 4 or len(data) == 5:
-                raise A.ZVTError("registration needs password and config byte")
-            A.bcd_digits(data[:3])
-            cc = A.bcd_int(data[4:6]) if len(data) >= 6 else None
-            A.parse_bmps(data[6:])
-        except A.ZVTError:
-            self._reply(A.nack(0x9A))
+                raise W.WireError("registration needs password and config byte")
+            W.bcd_digits(data[:3])
+            cc = W.bcd_int(data[4:6]) if len(data) >= 6 else None
+            W.parse_bmps(data[6:])
+        except W.WireError:
+            self._reply(W.nack(0x9A))
             return
         if cc is not None and cc != self.currency:
-            self._reply(A.nack(0x6F))  # wrong currency
+            self._reply(W.nack(0x6F))  # wrong currency
             return
         self.config = data[3]
-        self._reply(A.ACK_APDU)
+        self._reply(W.ACK_APDU)
         bmps = [(0x19, b"\x00"), (0x29, bytes.fromhex(self.terminal_id))]
         if cc is not None:
-            bmps.append((0x49, A.bcd(cc, 2)))
-        self._start([A.completion(bmps)])
+            bmps.append((0x49, W.bcd(cc, 2)))
+        self._start([W.completion(bmps)])
 
-    def _authorise(self, msg: A.Apdu) -> None:
+    def _authorise(self, msg: W.Apdu) -> None:
         try:
-            bmps = dict(A.parse_bmps(msg.data)[0])
-            amount = A.bcd_int(bmps[0x04])
-            cc = A.bcd_int(bmps[0x49]) if 0x49 in bmps else self.currency
-        except (A.ZVTError, KeyError):
-            self._reply(A.nack(0x9A))
+            bmps = dict(W.parse_bmps(msg.data))
+            amount = W.bcd_int(bmps[0x04])
+            cc = W.bcd_int(bmps[0x49]) if 0x49 in bmps else self.currency
+        except (W.WireError, KeyError):
+            self._reply(W.nack(0x9A))
             return
         if cc != self.currency:
-            self._reply(A.nack(0x6F))
+            self._reply(W.nack(0x6F))
             return
         self._run("payment", amount)
 
-    def _refund(self, msg: A.Apdu) -> None:
+    def _refund(self, msg: W.Apdu) -> None:
         """06 31: password, 04 amount, [49 currency]: money back to the card."""
         try:
             if len(msg.data) < 3:
-                raise A.ZVTError("refund needs the password")
-            bmps = dict(A.parse_bmps(msg.data[3:])[0])
-            amount = A.bcd_int(bmps[0x04])
-            cc = A.bcd_int(bmps[0x49]) if 0x49 in bmps else self.currency
-        except (A.ZVTError, KeyError):
-            self._reply(A.nack(0x9A))
+                raise W.WireError("refund needs the password")
+            bmps = dict(W.parse_bmps(msg.data[3:]))
+            amount = W.bcd_int(bmps[0x04])
+            cc = W.bcd_int(bmps[0x49]) if 0x49 in bmps else self.currency
+        except (W.WireError, KeyError):
+            self._reply(W.nack(0x9A))
             return
         if cc != self.currency:
-            self._reply(A.nack(0x6F))
+            self._reply(W.nack(0x6F))
             return
         self._run("refund", amount)
 
-    def _reversal(self, msg: A.Apdu) -> None:
+    def _reversal(self, msg: W.Apdu) -> None:
         """06 30: password, 87 receipt number: cancel that payment of today."""
         try:
             if len(msg.data) < 3:
-                raise A.ZVTError("reversal needs the password")
-            bmps = dict(A.parse_bmps(msg.data[3:])[0])
-            receipt = A.bcd_int(bmps[0x87])
-        except (A.ZVTError, KeyError):
-            self._reply(A.nack(0x9A))
+                raise W.WireError("reversal needs the password")
+            bmps = dict(W.parse_bmps(msg.data[3:]))
+            receipt = W.bcd_int(bmps[0x87])
+        except (W.WireError, KeyError):
+            self._reply(W.nack(0x9A))
             return
         orig = next(
             (
@@ -336,10 +340,10 @@ class ZVTSim(SimDevice):
             None,
         )
         if orig is None:
-            self._reply(A.nack(0xB5))  # reversal not possible: no such payment
+            self._reply(W.nack(0xB5))  # reversal not possible: no such payment
             return
         if orig.get("reversed"):
-            self._reply(A.nack(0xB4))  # already reversed
+            self._reply(W.nack(0xB4))  # already reversed
             return
         self._run("reversal", int(orig["amount"]), orig)
 
@@ -363,21 +367,21 @@ class ZVTSim(SimDevice):
         )
         if orig is not None:
             self.history[-1]["orig"] = orig
-        self._reply(A.ACK_APDU)
-        steps: list[A.Apdu] = []
+        self._reply(W.ACK_APDU)
+        steps: list[W.Apdu] = []
         if self.sends_status:
-            steps.append(A.intermediate(0x0A))  # insert card
+            steps.append(W.intermediate(0x0A))  # insert card
         if outcome == "timeout":
             self._start(steps, endless=True)
             return
         if outcome == "abort":
-            steps.append(A.status_info([(0x27, bytes([ABORTED])), (0x29, self._tid())]))
-            steps.append(A.pt_abort(ABORTED))
+            steps.append(W.status_info([(0x27, bytes([ABORTED])), (0x29, self._tid())]))
+            steps.append(W.pt_abort(ABORTED))
             self.last = (steps[-2], steps[-1])
             self._start(steps)
             return
         if self.sends_status:
-            steps.append(A.intermediate(0x04))  # waiting for the bank
+            steps.append(W.intermediate(0x04))  # waiting for the bank
         result = 0x00 if outcome == "approve" else DECLINED
         self.receipt_no = self.receipt_no % 9999 + 1
         self.history[-1]["receipt"] = self.receipt_no
@@ -387,11 +391,11 @@ class ZVTSim(SimDevice):
         status = self._status(result, amount, card, when)
         steps.append(status)
         # what Repeat Receipt (06 20) sends again: the result and the end of the transaction
-        self.last = (status, A.completion() if result == 0 else A.pt_abort(result))
+        self.last = (status, W.completion() if result == 0 else W.pt_abort(result))
         if self.ecr_prints:
-            steps += [A.print_line(t) for t in self._receipt(result, amount, card, when)]
-            steps.append(A.print_line(b"", A.ATTR_LAST))
-        steps.append(A.completion() if result == 0 else A.pt_abort(result))
+            steps += [W.print_line(t) for t in self._receipt(result, amount, card, when)]
+            steps.append(W.print_line(b"", W.ATTR_LAST))
+        steps.append(W.completion() if result == 0 else W.pt_abort(result))
         self._start(steps)
 
     def _tid(self) -> bytes:
@@ -400,11 +404,11 @@ class ZVTSim(SimDevice):
     def _auth_code(self) -> str:
         return f"{(self.trace * 7919 + 104729) % 1_000_000:06d}"
 
-    def _status(self, result: int, amount: int, card: str, when: datetime) -> A.Apdu:
+    def _status(self, result: int, amount: int, card: str, when: datetime) -> W.Apdu:
         bmps: list[tuple[int, bytes]] = [
             (0x27, bytes([result])),
-            (0x04, A.bcd(amount, 6)),
-            (0x0B, A.bcd(self.trace, 3)),
+            (0x04, W.bcd(amount, 6)),
+            (0x0B, W.bcd(self.trace, 3)),
             (0x0C, bytes.fromhex(when.strftime("%H%M%S"))),
             (0x0D, bytes.fromhex(when.strftime("%m%d"))),
             (0x22, bytes.fromhex("603799EEEEEE1234")),  # the masked card number
@@ -413,14 +417,14 @@ class ZVTSim(SimDevice):
         ]
         if result == 0:
             bmps.append((0x3B, self._auth_code().encode().ljust(8, b"\x00")))
-        bmps += [(0x49, A.bcd(self.currency, 2)), (0x87, A.bcd(self.receipt_no, 2))]
+        bmps += [(0x49, W.bcd(self.currency, 2)), (0x87, W.bcd(self.receipt_no, 2))]
         if result == 0:
-            bmps.append((0x88, A.bcd(self.turnover, 3)))
-        card_id = card_type_id(card)
+            bmps.append((0x88, W.bcd(self.turnover, 3)))
+        card_id = W.card_type_id(card)
         if card_id is not None:
             bmps.append((0x8A, bytes([card_id])))
         bmps.append((0x8B, card.encode("ascii", "replace")[:20]))
-        return A.status_info(bmps)
+        return W.status_info(bmps)
 
     def _receipt(self, result: int, amount: int, card: str, when: datetime) -> list[bytes]:
         lines = [
@@ -438,7 +442,7 @@ class ZVTSim(SimDevice):
 
     # -- the transaction ----------------------------------------------------------------------
 
-    def _start(self, steps: list[A.Apdu], endless: bool = False) -> None:
+    def _start(self, steps: list[W.Apdu], endless: bool = False) -> None:
         self._script = deque(steps)
         self._endless = endless
         self._awaiting = False
@@ -467,11 +471,11 @@ class ZVTSim(SimDevice):
             return
         h["ended"] = why
         self.last = (
-            A.status_info([(0x27, bytes([ABORTED])), (0x29, self._tid())]),
-            A.pt_abort(ABORTED),
+            W.status_info([(0x27, bytes([ABORTED])), (0x29, self._tid())]),
+            W.pt_abort(ABORTED),
         )
 
-    def _finish_with(self, last: A.Apdu, why: str) -> None:
+    def _finish_with(self, last: W.Apdu, why: str) -> None:
         self._reverse(why)
         if self.history:
             self.history[-1].setdefault("ended", why)
@@ -494,7 +498,7 @@ class ZVTSim(SimDevice):
         if self._script:
             self._sent_msg = self._script.popleft()
         elif self._endless:
-            self._sent_msg = A.intermediate(0x0A)
+            self._sent_msg = W.intermediate(0x0A)
         else:
             return
         self._transmit(self._sent_msg)
@@ -503,11 +507,11 @@ class ZVTSim(SimDevice):
 
     # -- bytes out ----------------------------------------------------------------------------
 
-    def _reply(self, msg: A.Apdu) -> None:
+    def _reply(self, msg: W.Apdu) -> None:
         """An answer that is not itself answered (80 00 00, 84 xx)."""
         self._transmit(msg)
 
-    def _transmit(self, msg: A.Apdu) -> None:
+    def _transmit(self, msg: W.Apdu) -> None:
         raw = msg.encode()
         if self.mode == "serial":
             self._outq.append(raw)
@@ -526,7 +530,7 @@ class ZVTSim(SimDevice):
             return
         self._sent_at = now
         self._sent_since_rx = True
-        self.send(encode_frame(self._inflight))
+        self.send(serial_frame(self._inflight))
 
     def _retransmit(self, now: float) -> None:
         self._tries += 1

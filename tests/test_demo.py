@@ -208,9 +208,9 @@ def test_the_offline_store_is_the_busiest_unless_named() -> None:
 
 
 def test_quotes_demo_prints_bilingual_quotes_and_succeeds() -> None:
-    """``python -m edge.demo``: the rule engine alone, quotes printed for people."""
+    """``python -m edge.quote_demo``: the rule engine alone, quotes printed for people."""
     res = subprocess.run(
-        [sys.executable, "-m", "edge.demo"],
+        [sys.executable, "-m", "edge.quote_demo"],
         cwd=ROOT,
         capture_output=True,
         text=True,

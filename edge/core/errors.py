@@ -1,6 +1,6 @@
-"""Typed errors of the core (MicroPython subset).
+"""Typed errors of the core (MicroPython subset), and the root of the project's tree.
 
-    ValueError
+    LoyaltyError                    everything this project raises on purpose
      └── CoreError                  anything the core refuses
           ├── RuleError             a rules bundle (or one rule in it) is invalid
           ├── InputError            a basket, member snapshot or request is invalid
@@ -8,20 +8,28 @@
           ├── PhoneError            not an Iranian mobile number (bilingual message)
           └── DateError             a malformed or impossible date/time
 
-Every error carries ``reason`` (English, for logs) and, where a person at the till
-sees it, ``fa``/``en`` texts.  The tree is re-exported by ``edge.errors`` for
-CPython code.
+``LoyaltyError`` lives here, in the plain subset, so that the core's errors can descend from
+it on MicroPython too (MicroPython cannot give an exception two built-in bases); edge.errors
+re-exports it and draws the whole tree.  Every error carries ``en`` and ``fa`` texts (the same
+text when no person sees it) and the core's a ``reason`` for logs.
 """
 
 
-class CoreError(ValueError):
+class LoyaltyError(Exception):
+    """Base of the project's own errors; ``en``/``fa`` for the person who reads it."""
+
+    def __init__(self, message, fa=None):
+        super().__init__(message)
+        self.en = message
+        self.fa = fa if fa is not None else message
+
+
+class CoreError(LoyaltyError):
     """Base of everything the MicroPython-compatible core refuses."""
 
     def __init__(self, reason, fa=None):
-        super().__init__(reason)
+        super().__init__(reason, fa)
         self.reason = reason
-        self.en = reason
-        self.fa = fa if fa is not None else reason
 
 
 class RuleError(CoreError):

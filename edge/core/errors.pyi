@@ -1,7 +1,10 @@
-class CoreError(ValueError):
-    reason: str
+class LoyaltyError(Exception):
     en: str
     fa: str
+    def __init__(self, message: str, fa: str | None = None) -> None: ...
+
+class CoreError(LoyaltyError):
+    reason: str
     def __init__(self, reason: str, fa: str | None = None) -> None: ...
 
 class RuleError(CoreError):

@@ -30,6 +30,71 @@ K_APPLIED = 17
 K_BASKET = 18
 K_EXTRA = 19
 
+# keys of the nested maps (docs/protocol.md, "Field names", lists the same)
+# in the time map, under K_TIME
+T_WALL = 0  # ms since the epoch, UTC
+T_OFFSET = 1  # the UTC offset, minutes
+T_MONO = 2  # the monotonic clock, ms
+T_BOOT = 3  # 8-byte id of the boot the monotonic clock belongs to
+# in the member map, under K_MEMBER
+M_HOW = 0  # phone | card | qr
+M_REF = 1  # E.164 phone number or card id
+# in the amounts map, under K_AMOUNTS: a sale's, or what a refund or void gives back
+A_GROSS = 0  # sale: subtotal; refund: gross value of the units returned
+A_DISCOUNT = 1
+A_WALLET = 2  # sale: wallet credit used; refund: wallet credit returned
+A_PAID = 3  # sale: payable (charged); refund: money refunded
+A_WITHHELD = 4  # refund only: kept back for points and cashback already spent
+# in the points map, under K_POINTS
+P_EARNED = 0  # sale: earned; refund: earned points taken back
+P_REDEEMED = 1  # sale: redeemed; refund: redeemed points returned
+P_FORGIVEN = 2  # refund only: earned points not taken back (paid by A_WITHHELD)
+# in the wallet map, under K_WALLET
+W_USED = 0  # sale: credit used; refund: credit returned
+W_CASHBACK = 1  # sale: cashback earned; refund: cashback taken back
+W_FORGIVEN = 2  # refund only: cashback not taken back
+# in the lines map, under K_LINES, one map per line
+L_SKU = 0
+L_CATEGORY = 1
+L_QTY = 2
+L_UNIT_PRICE = 3
+L_DISCOUNT = 4  # L_DISCOUNT..L_CASHBACK in the order of LINE_FIGURES
+L_WALLET = 5
+L_PAID = 6
+L_POINTS = 7
+L_REDEEMED = 8
+L_CASHBACK = 9
+L_LINE = 10  # refund and void only: the sale's line
+# in the bank map, under K_BANK: the bank terminal's reference
+B_TERMINAL = 0
+B_TRACE = 1
+B_RECEIPT = 2
+B_AMOUNT = 3
+B_CARD = 4
+B_AUTH = 5
+B_RESULT = 6
+# in the orig map, under K_ORIG: the sale a refund or void refers to
+O_DEVICE = 0
+O_SEQ = 1
+O_HASH = 2
+# in the applied map, under K_APPLIED, one map per rule applied to a sale
+AP_RULE = 0
+AP_KIND = 1
+AP_DISCOUNT = 2
+AP_POINTS = 3
+AP_WALLET = 4
+AP_COUPON = 5
+AP_BIRTHDAY = 6
+# in the extra map, under K_EXTRA of an enroll, an adjustment, a heartbeat
+EN_HOW = 0  # enroll: phone | card
+EN_REF = 1  # enroll: the phone number or card id
+EN_BIRTHDAY = 2  # enroll: YYYY-MM-DD, Jalali
+ADJ_REASON = 0
+ADJ_POINTS = 1
+ADJ_WALLET = 2
+HB_DEPTH = 0  # heartbeat: outbox depth
+HB_APPLIED = 1  # heartbeat: applied_through
+
 TYPES = ("sale", "refund", "void", "enroll", "adjustment", "heartbeat")
 ZERO_HASH = b"\x00" * 32
 
@@ -40,7 +105,7 @@ LINE_FIGURES = ("discount", "wallet", "paid", "points", "redeemed", "cashback")
 def time_field(wall_ms, offset_min, mono_ms, boot):
     """Device time: wall clock (ms since the epoch, UTC offset in minutes) plus the
     monotonic clock (ms) and an 8-byte id of the boot that clock belongs to."""
-    return {0: wall_ms, 1: offset_min, 2: mono_ms, 3: boot}
+    return {T_WALL: wall_ms, T_OFFSET: offset_min, T_MONO: mono_ms, T_BOOT: boot}
 
 
 def member_field(how, ref):
@@ -48,7 +113,7 @@ def member_field(how, ref):
     (E.164 phone number or card id)."""
     if ref is None:
         return None
-    return {0: how, 1: ref}
+    return {M_HOW: how, M_REF: ref}
 
 
 def bank_field(bank):
@@ -57,24 +122,27 @@ def bank_field(bank):
     if bank is None:
         return None
     out = {}
-    keys = ("terminal_id", "trace", "receipt", "amount", "card_type", "auth_code", "result")
-    for i in range(len(keys)):
-        v = bank.get(keys[i])
+    for i in range(len(BANK_NAMES)):
+        v = bank.get(BANK_NAMES[i])
         if v is not None:
             out[i] = v
     return out
 
 
+# the reference's names, in key order B_TERMINAL..B_RESULT
+BANK_NAMES = ("terminal_id", "trace", "receipt", "amount", "card_type", "auth_code", "result")
+
+
 def _lines(lines, with_index):
     out = []
     for ln in lines:
-        m = {0: ln.get("sku") or "", 1: ln.get("category") or "", 2: ln["qty"]}
+        m = {L_SKU: ln.get("sku") or "", L_CATEGORY: ln.get("category") or "", L_QTY: ln["qty"]}
         if "unit_price" in ln:
-            m[3] = ln["unit_price"]
+            m[L_UNIT_PRICE] = ln["unit_price"]
         for i in range(len(LINE_FIGURES)):
-            m[4 + i] = ln[LINE_FIGURES[i]]
+            m[L_DISCOUNT + i] = ln[LINE_FIGURES[i]]
         if with_index:
-            m[10] = ln["line"]
+            m[L_LINE] = ln["line"]
         out.append(m)
     return out
 
@@ -82,17 +150,17 @@ def _lines(lines, with_index):
 def _applied(applied):
     out = []
     for a in applied:
-        m = {0: a["rule"], 1: a["kind"]}
+        m = {AP_RULE: a["rule"], AP_KIND: a["kind"]}
         if a.get("discount"):
-            m[2] = a["discount"]
+            m[AP_DISCOUNT] = a["discount"]
         if a.get("points"):
-            m[3] = a["points"]
+            m[AP_POINTS] = a["points"]
         if a.get("wallet"):
-            m[4] = a["wallet"]
+            m[AP_WALLET] = a["wallet"]
         if a.get("coupon"):
-            m[5] = a["coupon"]
+            m[AP_COUPON] = a["coupon"]
         if a.get("birthday_year"):
-            m[6] = a["birthday_year"]
+            m[AP_BIRTHDAY] = a["birthday_year"]
         out.append(m)
     return out
 
@@ -101,14 +169,14 @@ def sale_body(quote):
     """The sale-specific fields of a payload, from an engine quote."""
     return {
         K_AMOUNTS: {
-            0: quote["subtotal"],
-            1: quote["discount"],
-            2: quote["wallet_used"],
-            3: quote["payable"],
+            A_GROSS: quote["subtotal"],
+            A_DISCOUNT: quote["discount"],
+            A_WALLET: quote["wallet_used"],
+            A_PAID: quote["payable"],
         },
         K_LINES: _lines(quote["lines"], False),
-        K_POINTS: {0: quote["points_earned"], 1: quote["points_redeemed"]},
-        K_WALLET: {0: quote["wallet_used"], 1: quote["wallet_earned"]},
+        K_POINTS: {P_EARNED: quote["points_earned"], P_REDEEMED: quote["points_redeemed"]},
+        K_WALLET: {W_USED: quote["wallet_used"], W_CASHBACK: quote["wallet_earned"]},
         K_RULES: quote["rules_version"],
         K_APPLIED: _applied(quote["applied"]),
     }
@@ -120,26 +188,26 @@ def refund_body(refund, orig_device, orig_seq, orig_hash):
     withheld from the refund), points.2 and wallet.2 (points and cashback not taken
     back), each only when not zero."""
     amounts = {
-        0: refund["gross"],
-        1: refund["discount"],
-        2: refund["wallet_returned"],
-        3: refund["refund_amount"],
+        A_GROSS: refund["gross"],
+        A_DISCOUNT: refund["discount"],
+        A_WALLET: refund["wallet_returned"],
+        A_PAID: refund["refund_amount"],
     }
-    points = {0: refund["points_reversed"], 1: refund["points_returned"]}
-    wallet = {0: refund["wallet_returned"], 1: refund["wallet_reversed"]}
+    points = {P_EARNED: refund["points_reversed"], P_REDEEMED: refund["points_returned"]}
+    wallet = {W_USED: refund["wallet_returned"], W_CASHBACK: refund["wallet_reversed"]}
     if refund.get("withheld"):
-        amounts[4] = refund["withheld"]
+        amounts[A_WITHHELD] = refund["withheld"]
     if refund.get("points_forgiven"):
-        points[2] = refund["points_forgiven"]
+        points[P_FORGIVEN] = refund["points_forgiven"]
     if refund.get("wallet_forgiven"):
-        wallet[2] = refund["wallet_forgiven"]
+        wallet[W_FORGIVEN] = refund["wallet_forgiven"]
     return {
         K_AMOUNTS: amounts,
         K_LINES: _lines(refund["lines"], True),
         K_POINTS: points,
         K_WALLET: wallet,
         K_RULES: refund.get("rules_version") or 0,
-        K_ORIG: {0: orig_device, 1: orig_seq, 2: orig_hash},
+        K_ORIG: {O_DEVICE: orig_device, O_SEQ: orig_seq, O_HASH: orig_hash},
     }
 
 

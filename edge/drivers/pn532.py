@@ -66,13 +66,13 @@ from edge.drivers.pn532_frames import (
     Ack,
     ErrorFrame,
     Frame,
-    FrameError,
     FrameParser,
     Garbled,
     Information,
     Nack,
     PN532CommandError,
     PN532Error,
+    PN532FrameError,
     PN532TimeoutError,
     command_frame,
 )
@@ -179,7 +179,7 @@ class Chipset:
         A try that gets no ACK, only damaged frames, or (``retry_late``) no response after
         the ACK is repeated, ``retries`` times.  PN532TimeoutError when no ACK ever came
         (``acked`` False) or no response came after it (``acked`` True; the command was
-        aborted), PN532CommandError when the chip refuses the command, FrameError when what
+        aborted), PN532CommandError when the chip refuses the command, PN532FrameError when what
         comes back stays damaged."""
         frame = command_frame(code, params)
         name = NAMES.get(code, f"command 0x{code:02X}")
@@ -198,7 +198,7 @@ class Chipset:
             if got == "late" and not retry_late:
                 break
         if got == "damaged":
-            raise FrameError("damaged", f"{name}: what came back stayed damaged")
+            raise PN532FrameError("damaged", f"{name}: what came back stayed damaged")
         if got == "late":
             p = clean(self.name, 120)
             raise PN532TimeoutError(
@@ -341,7 +341,7 @@ class PN532Reader:
         v1.6; for the technician's self-test."""
         data = self.chip.command(GET_FIRMWARE_VERSION, timeout=self.response_timeout)
         if len(data) != 4:
-            raise FrameError("firmware", f"GetFirmwareVersion answered {_hex(data)}")
+            raise PN532FrameError("firmware", f"GetFirmwareVersion answered {_hex(data)}")
         if data[0] != 0x32:
             log.warning("%s: IC 0x%02X is not a PN532 (0x32)", self.port_url, data[0])
         return data[0], data[1], data[2], data[3]
@@ -374,7 +374,7 @@ class PN532Reader:
         rest = data[6 + n :]
         ats = not rest or bool(data[4] & 0x20 and rest[0] == len(rest))
         if data[0] != 1 or n not in (4, 7, 10) or len(data) < 6 + n or not ats:
-            raise FrameError("target", f"InListPassiveTarget answered {_hex(data)}")
+            raise PN532FrameError("target", f"InListPassiveTarget answered {_hex(data)}")
         return bytes(data[6 : 6 + data[5]]), bytes(data[1:])
 
     def _recover(self) -> None:
@@ -421,7 +421,7 @@ class PN532Reader:
             wait = max(deadline - time.monotonic(), MIN_POLL_WAIT)
             try:
                 found = self._poll_recovering(wait)
-            except FrameError as e:
+            except PN532FrameError as e:
                 damaged += 1
                 log.warning("PN532 on %s: %s", clean(self.port_url, 120), e.en)
                 if damaged > 3:

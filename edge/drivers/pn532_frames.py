@@ -27,16 +27,16 @@ Errors (the tree below :class:`edge.errors.DeviceError`)::
 
     DeviceError
      └── PN532Error                    anything the PN532 driver raises on purpose
-          ├── FrameError               bytes that are not a PN532 frame; .code  (also ValueError)
+          ├── PN532FrameError      not a PN532 frame; .code says why  (also ValueError)
           │    ├── ChecksumError       LCS or DCS does not sum to zero
           │    └── TruncatedFrameError the bytes end before the frame does
-          ├── PN532TimeoutError             no ACK or no response in time: the reader is silent
+          ├── PN532TimeoutError    no ACK or no response in time: the reader is silent
           └── PN532CommandError        the chip refused a command (syntax error frame or an
                                        error status); .status is the manual's error code
 
 :class:`FrameParser` never raises: it turns any byte stream into frames and
 :class:`Garbled` markers, resynchronising after garbage and broken frames, with a bounded
-buffer.  :func:`parse_frame` checks one complete frame and raises a :class:`FrameError`.
+buffer.  :func:`parse_frame` checks one complete frame and raises a :class:`PN532FrameError`.
 """
 
 from __future__ import annotations
@@ -56,13 +56,13 @@ __all__ = [
     "ChecksumError",
     "ErrorFrame",
     "Frame",
-    "FrameError",
     "FrameParser",
     "Garbled",
     "Information",
     "Nack",
     "PN532CommandError",
     "PN532Error",
+    "PN532FrameError",
     "PN532TimeoutError",
     "TruncatedFrameError",
     "build_frame",
@@ -118,7 +118,7 @@ class PN532Error(DeviceError):
     """Anything the PN532 driver raises on purpose."""
 
 
-class FrameError(PN532Error, ValueError):
+class PN532FrameError(PN532Error, ValueError):
     """Bytes that are not a PN532 frame; ``code`` is a short machine-readable reason."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -129,11 +129,11 @@ class FrameError(PN532Error, ValueError):
         self.code = code
 
 
-class ChecksumError(FrameError):
+class ChecksumError(PN532FrameError):
     """LCS or DCS does not make the sum 0 modulo 256."""
 
 
-class TruncatedFrameError(FrameError):
+class TruncatedFrameError(PN532FrameError):
     """The bytes end before the frame does."""
 
 
@@ -216,11 +216,11 @@ def build_frame(tfi: int, data: bytes, *, extended: bool | None = None) -> bytes
     """An information frame with ``tfi`` and packet data ``data``.  Normal when the data
     field (TFI + data) fits in 255 bytes, extended otherwise or when ``extended`` is True."""
     if not 0 <= tfi <= 0xFF:
-        raise FrameError("tfi", f"TFI must be a byte, got {tfi!r}")
+        raise PN532FrameError("tfi", f"TFI must be a byte, got {tfi!r}")
     field = bytes([tfi]) + bytes(data)
     n = len(field)
     if n > MAX_DATA:
-        raise FrameError("too-long", f"data field of {n} bytes (the PN532 takes {MAX_DATA})")
+        raise PN532FrameError("too-long", f"data field of {n} bytes (the PN532 takes {MAX_DATA})")
     if extended is None:
         extended = n > 0xFF
     if extended:
@@ -228,7 +228,7 @@ def build_frame(tfi: int, data: bytes, *, extended: bool | None = None) -> bytes
         head = b"\x00" + START + b"\xff\xff" + length + bytes([checksum(length)])
     else:
         if n > 0xFF:
-            raise FrameError("too-long", f"{n} bytes do not fit a normal frame")
+            raise PN532FrameError("too-long", f"{n} bytes do not fit a normal frame")
         head = b"\x00" + START + bytes([n, checksum(bytes([n]))])
     return head + field + bytes([checksum(field), 0x00])
 
@@ -236,14 +236,14 @@ def build_frame(tfi: int, data: bytes, *, extended: bool | None = None) -> bytes
 def command_frame(code: int, params: bytes = b"") -> bytes:
     """The frame a host sends for command ``code`` with ``params`` (TFI D4)."""
     if not 0 <= code <= 0xFF:
-        raise FrameError("code", f"command code must be a byte, got {code!r}")
+        raise PN532FrameError("code", f"command code must be a byte, got {code!r}")
     return build_frame(TFI_HOST, bytes([code]) + params)
 
 
 def response_frame(command: int, payload: bytes = b"") -> bytes:
     """The frame a PN532 sends in answer to ``command`` (TFI D5, code + 1)."""
     if not 0 <= command < 0xFF:
-        raise FrameError("code", f"command code must be a byte below FF, got {command!r}")
+        raise PN532FrameError("code", f"command code must be a byte below FF, got {command!r}")
     return build_frame(TFI_PN532, bytes([command + 1]) + payload)
 
 
@@ -292,21 +292,21 @@ def _scan(buf: bytes | bytearray, i: int) -> tuple[Frame | Garbled | None, int]:
 def parse_frame(raw: bytes) -> Frame:
     """The one frame in ``raw`` (any 00 preamble before it; its postamble, and any more 00
     bytes, after it).
-    FrameError (ChecksumError, TruncatedFrameError) says what is wrong."""
+    PN532FrameError (ChecksumError, TruncatedFrameError) says what is wrong."""
     data = bytes(raw)
     body = data.lstrip(b"\x00")
     i = len(data) - len(body) - 1  # the 00 of the start code
     if i < 0 or not body or body[0] != 0xFF:
-        raise FrameError("start", "no start code 00 FF after the preamble")
+        raise PN532FrameError("start", "no start code 00 FF after the preamble")
     got, end = _scan(data, i)
     if got is None:
         raise TruncatedFrameError("truncated", f"{len(data)} bytes end inside the frame")
     if isinstance(got, Garbled):
         if "checksum" in got.reason:
             raise ChecksumError("checksum", got.reason)
-        raise FrameError("postamble" if "postamble" in got.reason else "length", got.reason)
+        raise PN532FrameError("postamble" if "postamble" in got.reason else "length", got.reason)
     if data[end:].strip(b"\x00"):
-        raise FrameError("trailing", f"{len(data) - end} bytes after the frame are not 00")
+        raise PN532FrameError("trailing", f"{len(data) - end} bytes after the frame are not 00")
     return got
 
 

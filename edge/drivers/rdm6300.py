@@ -25,7 +25,7 @@ FRAME_LEN = 14
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
 
 
-class FrameError(DeviceError):
+class RDM6300FrameError(DeviceError):
     """A frame that is not a valid RDM6300 frame (bad length, digits or checksum)."""
 
 
@@ -45,15 +45,15 @@ def encode(card: str) -> bytes:
 
 
 def decode(frame: bytes) -> str:
-    """The card id in a 14-byte frame; FrameError says what is wrong."""
+    """The card id in a 14-byte frame; RDM6300FrameError says what is wrong."""
     if len(frame) != FRAME_LEN or frame[0] != STX or frame[-1] != ETX:
-        raise FrameError(f"not an RDM6300 frame: {clean_bytes(frame)}")
+        raise RDM6300FrameError(f"not an RDM6300 frame: {clean_bytes(frame)}")
     body = frame[1:13]
     if not set(body) <= _HEX:
-        raise FrameError(f"non-hex digits in frame: {clean_bytes(frame)}")
+        raise RDM6300FrameError(f"non-hex digits in frame: {clean_bytes(frame)}")
     data = bytes.fromhex(body[:10].decode())
     if checksum(data) != int(body[10:].decode(), 16):
-        raise FrameError(f"bad checksum in frame for {body[:10].decode()}")
+        raise RDM6300FrameError(f"bad checksum in frame for {body[:10].decode()}")
     return body[:10].decode().upper()
 
 
@@ -79,7 +79,7 @@ class FrameParser:
             try:
                 out.append(decode(frame))
                 del self.buf[:FRAME_LEN]
-            except FrameError:
+            except RDM6300FrameError:
                 self.errors += 1
                 del self.buf[:1]  # resynchronise on the next STX
         return out

@@ -35,18 +35,14 @@ from edge.core import record as R
 from edge.errors import ChainConflictError, DiskFullError, OutboxFullError, StorageError
 from edge.ledger_cache import db
 from edge.ledger_cache.reserve import Reserve
+from edge.protocol.identity import Identity
 from edge.protocol.record import Record, Sealer
 
 log = logging.getLogger("edge.outbox")
 
+__all__ = ["Identity", "Limits", "MemberDelta", "Outbox", "OutboxView"]
+
 MIB = 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    tenant: str
-    store: str
-    device: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,13 +162,16 @@ def _map(v: Any, where: str, allowed: range | tuple[int, ...]) -> dict[int, Any]
 
 
 def _pair(v: Any, where: str, forgiven: bool = False) -> tuple[int, int]:
-    """Keys 0 and 1; with ``forgiven`` (refunds) an optional 2: the part not taken back."""
-    m = _map(v, where, (0, 1, 2) if forgiven else (0, 1))
-    if 0 not in m or 1 not in m:
+    """The points or wallet map: keys 0 and 1 (P_EARNED/P_REDEEMED, W_USED/W_CASHBACK);
+    with ``forgiven`` (refunds) an optional 2 (P_FORGIVEN, W_FORGIVEN): the part not
+    taken back."""
+    first, second, third = R.P_EARNED, R.P_REDEEMED, R.P_FORGIVEN  # == W_USED, ...
+    m = _map(v, where, (first, second, third) if forgiven else (first, second))
+    if first not in m or second not in m:
         raise _fail("missing_field", f"{where} needs keys 0 and 1")
-    if 2 in m:
-        _uint(m[2], f"{where}.2")
-    return _uint(m[0], f"{where}.0"), _uint(m[1], f"{where}.1")
+    if third in m:
+        _uint(m[third], f"{where}.2")
+    return _uint(m[first], f"{where}.0"), _uint(m[second], f"{where}.1")
 
 
 _COMMON_REQUIRED = (
@@ -210,22 +213,22 @@ def validate(p: Any) -> None:
         raise _fail("bad_field", "prev must be a 32-byte hash")
     if p[R.K_SEQ] == 1 and p[R.K_PREV] != R.ZERO_HASH:
         raise _fail("bad_chain", "the first record of a device must have prev = 32 zero bytes")
-    t = _map(p[R.K_TIME], "time", (0, 1, 2, 3))
-    _uint(t.get(0), "time.wall_ms", MAX_I64)
-    if type(t.get(1)) is not int or abs(t[1]) > 14 * 60:
+    t = _map(p[R.K_TIME], "time", (R.T_WALL, R.T_OFFSET, R.T_MONO, R.T_BOOT))
+    _uint(t.get(R.T_WALL), "time.wall_ms", MAX_I64)
+    if type(t.get(R.T_OFFSET)) is not int or abs(t[R.T_OFFSET]) > 14 * 60:
         raise _fail("bad_field", "time.offset must be minutes within ±14h")
-    _uint(t.get(2), "time.mono_ms", MAX_I64)
-    if type(t.get(3)) is not bytes or len(t[3]) != 8:
+    _uint(t.get(R.T_MONO), "time.mono_ms", MAX_I64)
+    if type(t.get(R.T_BOOT)) is not bytes or len(t[R.T_BOOT]) != 8:
         raise _fail("bad_field", "time.boot must be 8 bytes")
     if type(p[R.K_OFFLINE]) is not bool:
         raise _fail("bad_field", "offline must be true or false")
     m = p.get(R.K_MEMBER)
     if m is not None:
-        m = _map(m, "member", (0, 1))
-        if m.get(0) not in ("phone", "card", "qr"):
+        m = _map(m, "member", (R.M_HOW, R.M_REF))
+        if m.get(R.M_HOW) not in ("phone", "card", "qr"):
             raise _fail("bad_field", "member.how must be phone, card or qr")
-        ref = _text(m.get(1), "member.ref")
-        if m[0] == "phone" and not _is_e164(ref):
+        ref = _text(m.get(R.M_REF), "member.ref")
+        if m[R.M_HOW] == "phone" and not _is_e164(ref):
             # head office keys members by this text: "0912..." beside "+98912..." would be
             # a second member
             raise _fail("bad_field", "member.ref of a phone member must be E.164 (+989...)")
@@ -257,7 +260,7 @@ def _validate_extra(extra: Any, kind: str) -> None:
     for k, v in _map(extra, "extra", range(16)).items():
         if type(v) is int:
             _int(v, f"extra.{k}")
-        elif kind == "adjustment" and k in (1, 2):  # points and wallet Rials
+        elif kind == "adjustment" and k in (R.ADJ_POINTS, R.ADJ_WALLET):
             raise _fail("bad_field", f"extra.{k} of an adjustment must be an integer")
         elif type(v) is str:
             _text(v, f"extra.{k}", 200, empty=True)
@@ -268,23 +271,16 @@ def _validate_extra(extra: Any, kind: str) -> None:
 
 
 def _validate_bank(b: Any) -> None:
-    b = _map(b, "bank", range(7))
-    for i, name in (
-        (0, "terminal_id"),
-        (1, "trace"),
-        (2, "receipt"),
-        (4, "card_type"),
-        (5, "auth_code"),
-        (6, "result"),
-    ):
-        if i not in b:
+    b = _map(b, "bank", range(len(R.BANK_NAMES)))
+    for i, name in enumerate(R.BANK_NAMES):
+        if i not in b or i == R.B_AMOUNT:
             continue
         if type(b[i]) is int:
             _uint(b[i], f"bank.{name}", MAX_I64)
         else:
             _text(b[i], f"bank.{name}", 64, empty=True)
-    if 3 in b:
-        _uint(b[3], "bank.amount")
+    if R.B_AMOUNT in b:
+        _uint(b[R.B_AMOUNT], "bank.amount")
 
 
 def _validate_money(p: dict[int, Any], kind: str) -> None:
@@ -292,9 +288,10 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
         if k not in p:
             raise _fail("missing_field", f"a {kind} record needs key {k}")
     money_back = kind != "sale"
-    a = _map(p[R.K_AMOUNTS], "amounts", (0, 1, 2, 3, 4) if money_back else (0, 1, 2, 3))
-    gross, disc, wallet, payable = (_uint(a.get(i), f"amounts.{i}") for i in range(4))
-    withheld = _uint(a[4], "amounts.4") if 4 in a else 0
+    keys = (R.A_GROSS, R.A_DISCOUNT, R.A_WALLET, R.A_PAID)
+    a = _map(p[R.K_AMOUNTS], "amounts", (*keys, R.A_WITHHELD) if money_back else keys)
+    gross, disc, wallet, payable = (_uint(a.get(i), f"amounts.{i}") for i in keys)
+    withheld = _uint(a[R.A_WITHHELD], "amounts.4") if R.A_WITHHELD in a else 0
     if payable != gross - disc - wallet - withheld:
         raise _fail(
             "inconsistent", f"payable {payable} != {gross} - {disc} - {wallet} - {withheld}"
@@ -303,18 +300,18 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
     if type(lines) is not list or not lines or len(lines) > MAX_LINES:
         raise _fail("bad_field", f"lines must be a list of 1..{MAX_LINES} maps")
     sums = [0] * 6
-    line_keys = range(10) if kind == "sale" else range(11)  # 10: the sale line refunded
+    line_keys = range(R.L_LINE) if kind == "sale" else range(R.L_LINE + 1)
     for i, raw_line in enumerate(lines):
         ln = _map(raw_line, f"lines[{i}]", line_keys)
-        _text(ln.get(0), f"lines[{i}].sku", empty=True)
-        _text(ln.get(1, ""), f"lines[{i}].category", empty=True)
-        _uint(ln.get(2), f"lines[{i}].qty", MAX_QTY)
-        if 3 in ln:
-            _uint(ln[3], f"lines[{i}].unit_price")
-        for j in range(6):
-            sums[j] += _uint(ln.get(4 + j), f"lines[{i}].{R.LINE_FIGURES[j]}")
+        _text(ln.get(R.L_SKU), f"lines[{i}].sku", empty=True)
+        _text(ln.get(R.L_CATEGORY, ""), f"lines[{i}].category", empty=True)
+        _uint(ln.get(R.L_QTY), f"lines[{i}].qty", MAX_QTY)
+        if R.L_UNIT_PRICE in ln:
+            _uint(ln[R.L_UNIT_PRICE], f"lines[{i}].unit_price")
+        for j in range(len(R.LINE_FIGURES)):
+            sums[j] += _uint(ln.get(R.L_DISCOUNT + j), f"lines[{i}].{R.LINE_FIGURES[j]}")
         if kind != "sale":
-            _uint(ln.get(10), f"lines[{i}].line", MAX_LINES)
+            _uint(ln.get(R.L_LINE), f"lines[{i}].line", MAX_LINES)
     earned, redeemed = _pair(p[R.K_POINTS], "points", money_back)
     used, cashback = _pair(p[R.K_WALLET], "wallet", money_back)
     checks = (
@@ -337,19 +334,19 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
         if type(applied) is not list or len(applied) > 1000:
             raise _fail("bad_field", "applied must be a list")
         for i, raw_entry in enumerate(applied):
-            e = _map(raw_entry, f"applied[{i}]", range(7))
-            _text(e.get(0), f"applied[{i}].rule")
-            _text(e.get(1), f"applied[{i}].kind")
-            for j in (2, 3, 4, 6):
+            e = _map(raw_entry, f"applied[{i}]", range(R.AP_BIRTHDAY + 1))
+            _text(e.get(R.AP_RULE), f"applied[{i}].rule")
+            _text(e.get(R.AP_KIND), f"applied[{i}].kind")
+            for j in (R.AP_DISCOUNT, R.AP_POINTS, R.AP_WALLET, R.AP_BIRTHDAY):
                 if j in e:
                     _int(e[j], f"applied[{i}].{j}")
-            if 5 in e:
-                _text(e[5], f"applied[{i}].coupon")
+            if R.AP_COUPON in e:
+                _text(e[R.AP_COUPON], f"applied[{i}].coupon")
     else:
-        o = _map(p.get(R.K_ORIG), "orig", (0, 1, 2))
-        _text(o.get(0), "orig.device")
-        _uint(o.get(1), "orig.seq", MAX_I64)
-        if type(o.get(2)) is not bytes or len(o[2]) != _HASH_LEN:
+        o = _map(p.get(R.K_ORIG), "orig", (R.O_DEVICE, R.O_SEQ, R.O_HASH))
+        _text(o.get(R.O_DEVICE), "orig.device")
+        _uint(o.get(R.O_SEQ), "orig.seq", MAX_I64)
+        if type(o.get(R.O_HASH)) is not bytes or len(o[R.O_HASH]) != _HASH_LEN:
             raise _fail("bad_field", "orig.hash must be 32 bytes")
         if R.K_APPLIED in p:
             raise _fail("unknown_key", f"a {kind} record carries no applied rules")

@@ -29,18 +29,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 
 from edge.backoff import Backoff
 from edge.errors import ChainConflictError, DecodeError, StorageError
-from edge.ledger_cache.outbox import Identity, OutboxView
 from edge.protocol import messages, topics
+from edge.protocol.identity import Identity
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 
 log = logging.getLogger("edge.uplink")
+
+
+class AckStore(Protocol):
+    """The outbox as the uplink thread sees it (edge.ledger_cache.outbox.OutboxView): the
+    protocol layer depends on this shape, not on the storage package above it."""
+
+    def counters(self) -> tuple[int, int]: ...
+    def pending(self, after: int, limit: int) -> list[tuple[int, bytes]]: ...
+    def get(self, seqs: list[int]) -> list[tuple[int, bytes]]: ...
+    def ack(self, applied_through: int, ack_hash: bytes | None, now_ms: int) -> int: ...
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +66,7 @@ class Uplink(threading.Thread):
     def __init__(
         self,
         cfg: UplinkConfig,
-        db_path: Path | str,
+        open_store: Callable[[], AckStore],
         identity: Identity,
         downlink: dict[str, Callable[[bytes], None]] | None = None,
         on_conflict: Callable[[int, bytes | None, str], None] | None = None,
@@ -64,7 +74,7 @@ class Uplink(threading.Thread):
         super().__init__(name=f"uplink-{identity.device}", daemon=True)
         self.cfg = cfg
         self.identity = identity
-        self._db_path = db_path
+        self._open_store = open_store  # called in this thread (SQLite connections are per thread)
         self._stop_evt = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -82,7 +92,7 @@ class Uplink(threading.Thread):
         # state below is owned by the uplink thread
         self._client: mqtt.Client | None = None
         self._connected = False
-        self._view: OutboxView | None = None
+        self._view: AckStore | None = None
         self._next = 1
         self._inflight: dict[int, int] = {}
         self._resend: set[int] = set()
@@ -146,7 +156,7 @@ class Uplink(threading.Thread):
 
     def _step(self) -> None:
         if self._view is None:
-            self._view = OutboxView(self._db_path)
+            self._view = self._open_store()
             _, self._applied = self._view.counters()
             self._set(applied_through=self._applied)
         if not self._connected:

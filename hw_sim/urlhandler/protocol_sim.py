@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from serial.serialutil import PortNotOpenError, SerialBase, SerialException
 
-from hw_sim import registry
+from hw_sim import catalog
 from hw_sim.device import SimDevice
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ class Serial(SerialBase):
             raise SerialException(f"expected sim://KIND?..., got {self.port!r}")
         kind = u.netloc or u.path.lstrip("/")
         try:
-            self.device = registry.module(kind).from_url(parse_qs(u.query))
+            self.device = catalog.module(kind).from_url(parse_qs(u.query))
         except ValueError as e:
             raise SerialException(str(e)) from e
         self.device.attach(self._from_device)

@@ -99,3 +99,82 @@ def test_status_answers_while_the_bank_terminal_holds_a_payment(store: Store) ->
     t.join(30)
     assert answered_during_payment and st["busy"] is True and st["outbox"]["depth"] == 0
     assert store.status()["busy"] is False and store.status()["bank_status"] == ""
+
+
+def test_a_cancel_while_the_terminal_waits_for_the_card_aborts_the_payment(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path, bank_timeout=60)
+    bank = store.add_sim("bank", "bank", "zvt", ZVTSim(step=0.002, receipts=False))
+    store.start()
+    try:
+        _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+        sid = s["session"]
+        bank.event("next", outcome="timeout")  # "insert card" until the cash register aborts
+        paid: dict[str, Any] = {}
+        t = threading.Thread(
+            target=lambda: paid.update(r=store.api("POST", f"/v1/sessions/{sid}/pay"))
+        )
+        t.start()
+        assert until(lambda: bank.busy, 10)
+        code, view = store.api("POST", f"/v1/sessions/{sid}/cancel")
+        t.join(30)
+        # long before the 60 s bank timeout: the cancel aborted the terminal
+        assert not t.is_alive()
+        assert code == 200 and view["state"] == "declined"
+        code, r = paid["r"]
+        assert code == 200 and r["status"] == "declined" and "cash register" in r["en"]
+        assert [h["charged"] for h in bank.history] == [False]
+        # a cancel with no payment in progress is a plain cancel
+        _, s2 = store.api("POST", "/v1/baskets", {"basket": BASKET})
+        code, view = store.api("POST", f"/v1/sessions/{s2['session']}/cancel")
+        assert code == 200 and view["state"] == "cancelled"
+    finally:
+        store.stop()
+
+
+def test_identify_and_pay_on_one_session_at_once_stay_on_the_agent_thread(store: Store) -> None:
+    """The POS's threads call at once: every call runs on the agent thread (a call from
+    another thread is refused with an internal error, which this would show)."""
+    store.bank.event("outcomes", outcomes="approve")  # type: ignore[attr-defined]
+    answers: list[tuple[int, Any]] = []
+    for _ in range(5):
+        _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+        sid = s["session"]
+        calls = [
+            ("POST", f"/v1/sessions/{sid}/identify", {"wait": 1}),
+            ("POST", f"/v1/sessions/{sid}/identify", {"phone": "09121234567"}),
+            ("POST", f"/v1/sessions/{sid}/pay", None),
+            ("GET", f"/v1/sessions/{sid}", None),
+        ]
+        threads = [
+            threading.Thread(target=lambda c=c: answers.append(store.api(*c))) for c in calls
+        ]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+    assert len(answers) == 20
+    assert all(code < 500 for code, _ in answers), [a for a in answers if a[0] >= 500]
+    assert "belongs to the agent thread" not in store.log.read_text()
+
+
+def test_the_checkout_refuses_a_call_from_another_thread(tmp_path: Path) -> None:
+    from tests.helpers.checkout import FakeBank, make_checkout
+
+    co = make_checkout(tmp_path, FakeBank())
+    co.owner = threading.get_ident()
+    s = co.open(BASKET)
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            co.session(s.id)
+        except RuntimeError as e:
+            errors.append(e)
+
+    th = threading.Thread(target=other, name="pos-api-thread")
+    th.start()
+    th.join()
+    assert len(errors) == 1 and "pos-api-thread" in str(errors[0])
+    assert co.session(s.id) is s  # the owner itself is served

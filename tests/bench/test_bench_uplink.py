@@ -5,11 +5,13 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cloud_broker.local_broker import LocalMosquitto
 from edge.core import record as R
+from edge.ledger_cache.outbox import OutboxView
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from edge.protocol.uplink import Uplink, UplinkConfig
 from tests.helpers.acker import Acker
@@ -70,7 +72,11 @@ def test_drain_10k_backlog_after_outage(benchmark: Any, tmp_path: Path) -> None:
         return (copy, acker, broker), {}
 
     def drain(copy: Path, acker: Acker, broker: LocalMosquitto) -> float:
-        up = Uplink(UplinkConfig(BrokerConfig.from_url(broker.url)), copy, template.identity)
+        up = Uplink(
+            UplinkConfig(BrokerConfig.from_url(broker.url)),
+            partial(OutboxView, copy),
+            template.identity,
+        )
         t0 = time.perf_counter()
         up.start()
         while up.status()["published"] < N:

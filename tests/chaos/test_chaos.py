@@ -100,8 +100,10 @@ class Till(threading.Thread):
         self.errors: list[str] = []
 
     def _answer(self, call: Any) -> dict[str, Any] | None:
-        """Until the agent gives a final answer (None: the test is over)."""
-        while not self.stop_evt.is_set():
+        """Until the agent gives a final answer (a basket under way is finished even when
+        the test is ending, as a cashier would; None only if the agent never answers)."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
             try:
                 code, r = call()
             except (OSError, KeyError, ValueError):

@@ -1,4 +1,4 @@
-"""The edge.rules command line refuses malformed option files with exit status 2."""
+"""The edge.rules_cli command line refuses malformed option files with exit status 2."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_wrong_option_files_are_usage_errors(
     else:
         args = ["quote", "--rules", str(RULES_PATH), "--basket", str(BASKET), "--at", AT]
         args += ["--used-codes", str(f)]
-    res = run_py(interp, ["-m", "edge.rules", *args])
+    res = run_py(interp, ["-m", "edge.rules_cli", *args])
     assert res.returncode == 2, res.stderr
     assert res.stdout == b""
-    assert res.stderr.decode().startswith("edge.rules: " + message)
+    assert res.stderr.decode().startswith("edge.rules_cli: " + message)

@@ -21,7 +21,7 @@ def test_there_are_vectors_for_every_command() -> None:
 @pytest.mark.parametrize("case", VECTORS, ids=[v.name for v in VECTORS])
 def test_vector(case: Path, interp: str) -> None:
     args = [a for a in case.joinpath("args").read_text("utf-8").split("\n") if a]
-    res = run_py(interp, ["-m", "edge.rules", *args])
+    res = run_py(interp, ["-m", "edge.rules_cli", *args])
     code_file = case / "expected.code"
     want_code = int(code_file.read_text()) if code_file.exists() else 0
     err_file = case / "expected.err"

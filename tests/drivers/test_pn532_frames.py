@@ -15,11 +15,11 @@ from edge.drivers.pn532_frames import (
     Ack,
     ChecksumError,
     ErrorFrame,
-    FrameError,
     FrameParser,
     Garbled,
     Information,
     Nack,
+    PN532FrameError,
     TruncatedFrameError,
     build_frame,
     checksum,
@@ -132,7 +132,7 @@ def test_long_preamble_and_postamble_are_allowed() -> None:
         parse_frame(H("00 00 FF 02 FE D4 02 2A"))
     lost = H("00 00 FF 03 FD D4 4A 00 E2 00")  # D4 4A 00 00 E2, one of the two 00 lost
     assert (sum(lost[5:8]) + lost[8]) % 256 == 0  # the sums hold...
-    with pytest.raises(FrameError, match="postamble"):
+    with pytest.raises(PN532FrameError, match="postamble"):
         parse_frame(lost[:-1] + H("12"))  # ...the postamble does not
 
 
@@ -143,12 +143,12 @@ def test_long_preamble_and_postamble_are_allowed() -> None:
         ("00 00 FF 02 FD D4 02 2A 00", ChecksumError, "checksum"),  # LCS wrong
         ("00 00 FF FF FF 01 09 F5 D4", ChecksumError, "checksum"),  # extended LCS
         ("00 00 FF 06 FA D5 03 32", TruncatedFrameError, "truncated"),
-        ("00 00 FF 00 00 00", FrameError, "length"),  # LEN 0 with LCS 0: no data field
-        ("00 00 FF FF FF 01 10 EF D4", FrameError, "length"),  # 272 > 265
-        ("55 00 FF 00 FF 00", FrameError, "start"),
-        ("", FrameError, "start"),
-        ("00 00 FF 00 FF 00 12", FrameError, "trailing"),
-        ("00 00 FF 02 FE D4 02 2A 01", FrameError, "postamble"),
+        ("00 00 FF 00 00 00", PN532FrameError, "length"),  # LEN 0 with LCS 0: no data field
+        ("00 00 FF FF FF 01 10 EF D4", PN532FrameError, "length"),  # 272 > 265
+        ("55 00 FF 00 FF 00", PN532FrameError, "start"),
+        ("", PN532FrameError, "start"),
+        ("00 00 FF 00 FF 00 12", PN532FrameError, "trailing"),
+        ("00 00 FF 02 FE D4 02 2A 01", PN532FrameError, "postamble"),
     ],
 )
 def test_bad_frames_are_refused_with_a_typed_error(raw: str, error: type, code: str) -> None:
@@ -160,11 +160,11 @@ def test_bad_frames_are_refused_with_a_typed_error(raw: str, error: type, code: 
 
 
 def test_build_refuses_what_does_not_fit() -> None:
-    with pytest.raises(FrameError, match="too-long"):
+    with pytest.raises(PN532FrameError, match="too-long"):
         build_frame(0xD4, bytes(MAX_DATA))  # 266 with TFI
-    with pytest.raises(FrameError, match="too-long"):
+    with pytest.raises(PN532FrameError, match="too-long"):
         build_frame(0xD4, bytes(255), extended=False)
-    with pytest.raises(FrameError):
+    with pytest.raises(PN532FrameError):
         command_frame(0x100)
     # 8 bytes of head (00 00 FF FF FF LENM LENL LCS), the 265-byte field, DCS and 00
     assert len(build_frame(0xD4, bytes(MAX_DATA - 1))) == 8 + MAX_DATA + 2
@@ -242,7 +242,7 @@ def test_fuzz_parse_frame_raises_only_frame_errors() -> None:
             raw = bytes(f)
         try:
             got = parse_frame(raw)
-        except FrameError as e:
+        except PN532FrameError as e:
             assert e.code in {"start", "checksum", "truncated", "length", "trailing", "postamble"}
             assert str(e)
             outcomes["refused"] += 1

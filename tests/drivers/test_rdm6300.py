@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.drivers.rdm6300 import FrameError, FrameParser, RDM6300Reader, decode, encode
+from edge.drivers.rdm6300 import FrameParser, RDM6300FrameError, RDM6300Reader, decode, encode
 from hw_sim.faults import Faults
 from hw_sim.rdm6300 import RDM6300Sim
 from hw_sim.transport import PtyServer
@@ -34,7 +34,7 @@ def test_golden_frame_byte_for_byte() -> None:
     ],
 )
 def test_bad_frames_are_refused_with_the_reason(frame: bytes, why: str) -> None:
-    with pytest.raises(FrameError, match=why):
+    with pytest.raises(RDM6300FrameError, match=why):
         decode(frame)
 
 

@@ -49,9 +49,9 @@ class Acker:
         self.client = new_client(self.cfg, f"acker-{tenant}")
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_a: self.subscribed.set()
-        self.client.reconnect_delay_set(0.1, 0.5)
         self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_a: self.subscribed.set()
+        self.client.reconnect_delay_set(0.1, 0.5)  # type: ignore[arg-type]  # paho takes seconds
         self.last_gap: dict[str, tuple[int, float]] = {}
 
     def start(self) -> Acker:
@@ -94,7 +94,7 @@ class Acker:
 
     def _on_message(self, c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:
         try:
-            rec = open_record(msg.payload, self.keys.get)
+            rec = open_record(bytes(msg.payload), self.keys.get)
         except ProtocolError as e:
             with self.lock:
                 self.bad.append(f"{msg.topic}: {e}")

@@ -16,7 +16,7 @@ from datetime import datetime
 import pytest
 
 from edge.drivers.zvt.framing import MAX_APDU, encode_frame
-from hw_sim import registry
+from hw_sim import catalog
 from hw_sim.zvt import ZVTSim, add_cli, from_cli, from_url
 
 ECR, PT = "ECR", "PT"
@@ -506,8 +506,8 @@ def test_events() -> None:
         sim.event("tap", card="x")
 
 
-def test_from_url_and_registry() -> None:
-    mod = registry.module("zvt")
+def test_from_url_and_catalog() -> None:
+    mod = catalog.module("zvt")
     sim = mod.from_url({"outcome": ["decline"], "mode": ["tcp"], "terminal_id": ["12345678"]})
     assert (sim.outcome, sim.mode, sim.terminal_id) == ("decline", "tcp", "12345678")
     sim = from_url({"receipts": ["0"], "outcomes": ["abort,approve"], "card_type": ["VISA"]})
@@ -568,7 +568,7 @@ def test_fuzz_simulator_input(mode: str) -> None:
             data = bytes(buf)
         sim.receive(data)
         sim.tick(time.monotonic())
-        assert len(sim._splitter.buf) <= MAX_APDU
+        assert sim._splitter.pending <= MAX_APDU
         assert len(sim._outq) < 50
         out.clear()
     # recovers: over serial framing by itself; over TCP when the cash register reconnects

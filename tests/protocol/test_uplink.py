@@ -8,12 +8,14 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cloud_broker.local_broker import LocalMosquitto
+from edge.ledger_cache.outbox import OutboxView
 from edge.protocol import messages, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from edge.protocol.uplink import Uplink, UplinkConfig
@@ -25,7 +27,7 @@ from tests.helpers.wait import until
 
 def _uplink(dev: Device, broker: LocalMosquitto, **kw: Any) -> Uplink:
     cfg = UplinkConfig(BrokerConfig.from_url(broker.url, keepalive=5), **kw)
-    up = Uplink(cfg, dev.db, dev.identity)
+    up = Uplink(cfg, partial(OutboxView, dev.db), dev.identity)
     up.start()
     return up
 
@@ -161,7 +163,12 @@ def test_malformed_or_foreign_acks_change_nothing(
     caplog.set_level(logging.ERROR, "edge.uplink")
     conflicts: list[tuple[int, bytes | None]] = []
     cfg = UplinkConfig(BrokerConfig.from_url(broker.url, keepalive=5))
-    up = Uplink(cfg, dev.db, dev.identity, on_conflict=lambda a, h, _w: conflicts.append((a, h)))
+    up = Uplink(
+        cfg,
+        partial(OutboxView, dev.db),
+        dev.identity,
+        on_conflict=lambda a, h, _w: conflicts.append((a, h)),
+    )
     up.start()
     pub = new_client(BrokerConfig.from_url(broker.url), "evil")
     connect(pub, BrokerConfig.from_url(broker.url))
@@ -195,7 +202,7 @@ def test_a_corrupt_ca_file_is_reported_and_the_uplink_keeps_trying(tmp_path: Pat
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
     broker = BrokerConfig.from_url("mqtts://127.0.0.1:1", ca_file=str(ca))
-    up = Uplink(UplinkConfig(broker), dev.db, dev.identity)
+    up = Uplink(UplinkConfig(broker), partial(OutboxView, dev.db), dev.identity)
     up.start()
     try:
         assert _wait(lambda: up.status()["last_error"] is not None, 10)
@@ -244,12 +251,13 @@ def test_an_unexpected_error_does_not_end_the_uplink(
 
 UPLINK_SCRIPT = """
 import sys, time
+from functools import partial
 from pathlib import Path
-from edge.ledger_cache.outbox import Identity
+from edge.ledger_cache.outbox import Identity, OutboxView
 from edge.protocol.mqtt import BrokerConfig
 from edge.protocol.uplink import Uplink, UplinkConfig
-up = Uplink(UplinkConfig(BrokerConfig.from_url(sys.argv[1], keepalive=2)), Path(sys.argv[2]),
-            Identity("acme", "s1", "dev-1"))
+up = Uplink(UplinkConfig(BrokerConfig.from_url(sys.argv[1], keepalive=2)),
+            partial(OutboxView, Path(sys.argv[2])), Identity("acme", "s1", "dev-1"))
 up.start()
 while not up.status()["connected"]:
     time.sleep(0.05)

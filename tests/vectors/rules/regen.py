@@ -15,7 +15,7 @@ def main(names: list[str]) -> None:
         case = HERE / name
         args = case.joinpath("args").read_text("utf-8").split("\n")
         res = subprocess.run(
-            [sys.executable, "-m", "edge.rules", *[a for a in args if a]],
+            [sys.executable, "-m", "edge.rules_cli", *[a for a in args if a]],
             cwd=ROOT,
             capture_output=True,
             check=False,

@@ -1,4 +1,4 @@
-"""Simulated device kinds, imported only when asked for (like the driver registry).
+"""The catalogue of simulated device kinds, imported only when asked for (as drivers are).
 
 Each module provides ``add_cli(parser)``, ``from_cli(args) -> SimDevice`` and
 ``from_url(query) -> SimDevice`` (query: the ``sim://KIND?...`` parameters).

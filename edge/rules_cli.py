@@ -11,13 +11,13 @@ from edge.core.ruleset import compile_rules
 
 # MicroPython modules have no __doc__, so the usage text is a plain string.
 USAGE = """usage:
-    python -m edge.rules quote --rules R.json --basket B.json [--member M.json]
+    python -m edge.rules_cli quote --rules R.json --basket B.json [--member M.json]
                                --at 2026-03-20T10:00:00+03:30 [--used-codes U.json] [--pretty]
-    python -m edge.rules refund --sale Q.json --request R.json [--prior P.json]
+    python -m edge.rules_cli refund --sale Q.json --request R.json [--prior P.json]
                                [--void] [--pretty]
-    python -m edge.rules check --rules R.json
+    python -m edge.rules_cli check --rules R.json
 
-``micropython -m edge.rules`` with the same arguments prints byte-identical output.
+``micropython -m edge.rules_cli`` with the same arguments prints byte-identical output.
 Exit status: 0 done, 1 input refused (the reason goes to stderr as JSON), 2 usage.
 """
 
@@ -117,10 +117,10 @@ def main():
         code = 1
     except ValueError as e:
         # usage problems and malformed JSON files
-        sys.stderr.write("edge.rules: %s\n" % (e,))
+        sys.stderr.write("edge.rules_cli: %s\n" % (e,))
         code = 2
     except OSError as e:
-        sys.stderr.write("edge.rules: cannot read input: %s\n" % (e,))
+        sys.stderr.write("edge.rules_cli: cannot read input: %s\n" % (e,))
         code = 2
     sys.exit(code)
 

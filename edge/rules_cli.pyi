@@ -1,0 +1,6 @@
+from typing import TextIO
+
+USAGE: str
+
+def run(argv: list[str], out: TextIO) -> int: ...
+def main() -> None: ...
