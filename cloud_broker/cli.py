@@ -36,6 +36,8 @@ from cloud_broker.ledger import member_view
 from cloud_broker.reconciler import Reconciler, run_expiry
 from cloud_broker.schema import MIGRATIONS
 from cloud_broker.service import Service, ServiceConfig
+from edge.core import jalali
+from edge.core.dates import days_from_civil, format_timestamp
 from edge.core.phone import normalise
 from edge.core.ruleset import RuleSet, compile_rules
 from edge.errors import ConfigError, CoreError, LoyaltyError, ProtocolError
@@ -73,10 +75,11 @@ def load_rules(path: str | None) -> RuleSet:
     return compile_rules(load_rules_doc(path))
 
 
-def _ledger_url(args: argparse.Namespace) -> str:
-    """--ledger, $LOYALTY_LEDGER or the default; a SQLite file's folder is created."""
+def _ledger_url(args: argparse.Namespace, create: bool = False) -> str:
+    """--ledger, $LOYALTY_LEDGER or the default; with ``create`` a SQLite file's folder is
+    created."""
     url: str = args.ledger or os.environ.get("LOYALTY_LEDGER") or "sqlite:///var/ledger.db"
-    if url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///") and create:
         folder = Path(url[len("sqlite:///") :]).parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -85,8 +88,19 @@ def _ledger_url(args: argparse.Namespace) -> str:
     return url
 
 
-def _db(args: argparse.Namespace) -> Database:
-    db = Database(_ledger_url(args))
+def _db(args: argparse.Namespace, create: bool = False) -> Database:
+    """The ledger; only ``serve`` (``create``) makes a new one: any other command on a
+    ledger that does not exist is a mistake (a wrong --ledger), not a new empty ledger."""
+    url = _ledger_url(args)
+    if url.startswith("sqlite:///") and not create:
+        path = Path(url[len("sqlite:///") :])
+        if not path.exists():
+            raise ConfigError(
+                "ledger",
+                f"{path} does not exist: give --ledger or $LOYALTY_LEDGER (only `serve` "
+                "creates a new ledger)",
+            )
+    db = Database(url)
     db.migrate(MIGRATIONS)
     return db
 
@@ -102,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     doc = load_rules_doc(args.rules)
     rs = compile_rules(doc)
     pub = public_from_pem(_read(args.rules_pub, "rules-pub")) if args.rules_pub else None
-    db = _db(args)
+    db = _db(args, create=True)
     try:  # the bundle head office starts with is kept like every other
         rulebooks.store(db, doc)
     except CoreError as e:
@@ -112,7 +126,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         broker=BrokerConfig.from_url(
             args.broker, ca_file=args.ca, cert_file=args.cert, key_file=args.key
         ),
-        ledger_url=_ledger_url(args),
+        ledger_url=_ledger_url(args, create=True),
         client_id=args.client_id,
         share_group=args.share_group,
         batch_max=args.batch,
@@ -214,30 +228,70 @@ def cmd_member(args: argparse.Namespace) -> int:
         ref = normalise(args.member)
     except CoreError:
         ref = args.member  # a card member, "card:UID"
-    view = db.run(lambda tx: member_view(tx, ref, args.history))
+    view = db.run(lambda tx: member_view(tx, ref, args.history), write=False)
     if view is None:
-        print(f"no member {clean(ref)}", file=sys.stderr)
+        print(f"no member {clean(ref)} / چنین عضوی نیست", file=sys.stderr)
         return 1
-    lines = [
-        f"member {clean(view['member'])}  tier {view['tier']}  visits {view['visits']}",
-        f"points {view['points']:,}   wallet {view['wallet']:,} IRR   cards "
-        + ", ".join(clean(c, 24) for c in view["cards"]),
-        "lots:",
-    ]
-    lines += [
-        f"  #{lot['id']} {lot['kind']:<9} {lot['remaining']:>8,} of {lot['earned']:>8,}"
-        f"  expires day {lot['expires_day']}  from {clean(lot['device'] or '-', 20)}"
-        f"/{lot['seq']}"
-        for lot in view["lots"]
-    ]
-    lines.append("history (newest first):")
-    lines += [
-        f"  j{h['journal']:<6} {h['kind']:<10} {clean(h['device'] or '-', 20)}/"
-        f"{h['seq']}  points {h['points']:+,}  wallet {h['wallet']:+,}"
-        for h in view["history"]
-    ]
-    _out(args, view, lines)
+    _out(args, view, member_lines(view))
     return 0
+
+
+def member_lines(view: dict[str, Any]) -> list[str]:
+    """A member for an operator's terminal: Jalali dates and times, Rials, stores; a field
+    with nothing to say is left out."""
+    since = time.gmtime(int(view["created_at"]) // 1000 + 210 * 60)
+    head = (
+        f"member {_who(view['member'])}  tier {view['tier'] or '-'}  visits {view['visits']}"
+        f"  since {jalali.format_date(days_from_civil(since.tm_year, since.tm_mon, since.tm_mday))}"
+    )
+    lines = [head, f"points {view['points']:,}   wallet {view['wallet']:,} IRR"]
+    if view["cards"]:
+        lines.append("cards " + ", ".join(clean(c, 24) for c in view["cards"]))
+    if view.get("birthday"):
+        lines.append(f"birthday {clean(str(view['birthday']), 12)}")
+    live = [lot for lot in view["lots"] if lot["remaining"]]
+    if live:
+        lines.append("points by lot:")
+        for lot in live:
+            exp = lot["expires_day"]
+            until = f"  expires {jalali.format_date(int(exp))}" if exp is not None else ""
+            src = f"  from {clean(lot['device'], 20)}/{lot['seq']}" if lot["device"] else ""
+            lines.append(
+                f"  {lot['kind']:<9} {lot['remaining']:>10,} of {lot['earned']:>10,}{until}{src}"
+            )
+    if view["history"]:
+        lines.append("history (newest first):")
+        lines += [_history_line(h) for h in view["history"]]
+    return lines
+
+
+def _who(member: str) -> str:
+    """The operator asked for this member by number: shown whole, as Iranians write it."""
+    return "0" + member[3:] if member.startswith("+98") else clean(member, 40)
+
+
+def _history_line(h: dict[str, Any]) -> str:
+    if "device_time_ms" in h:
+        when = format_timestamp(int(h["device_time_ms"]) // 1000, int(h["utc_offset_min"]))
+        day = jalali.format_date(days_from_civil(*(int(x) for x in when[:10].split("-"))))
+        stamp = f"{day} {when[11:16]}"
+    else:
+        stamp = jalali.format_date(int(h["day"]))
+    where = " ".join(
+        x
+        for x in (
+            clean(h["store"] or "", 20),
+            f"{clean(h['device'], 20)}/{h['seq']}" if h["device"] else "",
+        )
+        if x
+    )
+    money = f"  paid {h['amount']:,} IRR" if h.get("amount") else ""
+    parts = [f"  {stamp:<16} {h['kind']:<10} {where}{money}"]
+    if h["points"]:
+        parts.append(f"points {h['points']:+,}")
+    if h["wallet"]:
+        parts.append(f"wallet {h['wallet']:+,} IRR")
+    return "  ".join(parts)
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:

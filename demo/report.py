@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 
 from demo.shoppers import Truth
 from demo.world import TENANT, HeadOffice, StoreTerminal
-from edge.core import phone
+from edge import receipt
 from edge.core import record as R
 from edge.protocol import topics
 from edge.protocol.cbor import decode
@@ -377,10 +377,32 @@ def members_table(
     out.line("  {:<22} {:<20} {:<16} {:>8} {:>14} {:>6}".format(*head))
     shown = []
     for m, pts, wal, tier, visits in rows:
-        who = phone.mask(m) if m.startswith("+98") else m
+        who = receipt.who(m)
         tier_s = f"{tier} / {tiers.get(tier, tier)}"
         out.line(
             f"  {who:<22} {names.get(m, ''):<20} {tier_s:<16} {pts:>8,} {wal:>14,} {visits:>6}"
         )
         shown.append({"member": who, "tier": tier, "points": pts, "wallet": wal, "visits": visits})
     return shown
+
+
+def stream_line(body: dict[str, Any]) -> str:
+    """One reconciled-stream entry, as a person reads it: who (masked), where, what moved."""
+    member = body.get("member")
+    who = receipt.who(member) if member else "anonymous"
+    when = str(body.get("device_time", ""))[:16].replace("T", " ")
+    parts = [f"{body['store']}/{body['device']} #{body['seq']}", when, who]
+    a = body.get("amounts") or {}
+    p = body.get("points") or {}
+    if body["type"] == "sale":
+        parts.append(f"paid {a.get('payable', 0):,} IRR")
+        parts.append(f"points +{p.get('plus', 0):,} -{p.get('minus', 0):,}")
+    elif body["type"] in ("refund", "void"):
+        parts.append(f"refunded {a.get('refunded', 0):,} IRR")
+        parts.append(f"points -{p.get('reversed', 0):,} +{p.get('returned', 0):,}")
+        o = body.get("orig") or {}
+        parts.append(f"of {o.get('device')} #{o.get('seq')}")
+    b = body.get("balances")
+    if b:
+        parts.append(f"balance {b['points']:,} points, {b['wallet']:,} IRR")
+    return "  ".join(x for x in parts if x)

@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from demo.report import (
     StreamWatcher,
     members_table,
     outbox_state,
+    stream_line,
     verify,
 )
 from demo.shoppers import Cashier, Customer, Truth, Visit, make_customers, plan
@@ -318,7 +320,7 @@ def finish(
     if truth.receipts:
         r = truth.receipts[-1]
         out.head(f"{r['customer']}'s receipt · رسید مشتری")
-        for fa, en in zip(r["fa"], r["en"], strict=False):
+        for en, fa in zip_longest(r["en"], r["fa"], fillvalue=""):
             out.line(f"  {en:<44} {fa}")
     out.head("Members at head office · اعضا در دفتر مرکزی")
     names = {c.ref: f"{c.name} ({c.way})" for c in customers}
@@ -327,8 +329,7 @@ def finish(
     for kind in ("sale", "offline sale", "refund"):
         body = stream.samples.get(kind)
         if body:
-            text = json.dumps(body, ensure_ascii=False)
-            out.line(f"  {kind:<13} {text[:230]}{'…' if len(text) > 230 else ''}")
+            out.line(f"  {kind:<13} {stream_line(body)}")
     out.line(
         f"  {stream.count} reconciled records in {stream.messages} messages on "
         "loyalty/v1/{tenant}/reconciled/{store}"

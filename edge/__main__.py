@@ -12,11 +12,35 @@ import logging
 import signal
 import sys
 import threading
+from socketserver import BaseServer
 
 from edge.agent import Agent
-from edge.config import load
+from edge.config import Config, load
 from edge.errors import ConfigError, LoyaltyError
-from edge.posapi import serve
+from edge.posapi import bind, start
+
+
+def _start(path: str) -> tuple[Config, Agent, BaseServer, str]:
+    """Configuration, the data directory's lock (one agent per terminal), the POS API's
+    address (bound before any device is opened), the devices; each failure in one line."""
+    cfg = load(path)
+    agent = Agent(cfg)
+    try:
+        server, where = bind(agent, cfg.listen, cfg.api_token)
+    except OSError as e:
+        agent.stop()
+        raise ConfigError(
+            "pos_api.listen",
+            f"{cfg.listen}: {e.strerror or e} (is another program, or another agent, using it?)",
+        ) from None
+    try:
+        agent.start()
+    except BaseException:
+        server.server_close()
+        agent.stop()
+        raise
+    start(server)
+    return cfg, agent, server, where
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     log = logging.getLogger("edge")
     try:
-        cfg = load(args.config)
-        agent = Agent(cfg)
-        agent.start()
-        server, _thread, where = serve(agent, cfg.listen, cfg.api_token)
+        cfg, agent, server, where = _start(args.config)
     except ConfigError as e:
         print(f"configuration error: {e}", file=sys.stderr)
         return 2

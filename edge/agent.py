@@ -16,13 +16,16 @@ Nothing probes ports: each device named in the configuration is opened once, on 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any, TypeVar
 
 from edge.backoff import Backoff
@@ -62,7 +65,12 @@ class Agent:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.started = time.monotonic()
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError("device.data_dir", f"{cfg.data_dir}: {e.strerror or e}") from None
+        self._lock_fd = _lock(cfg.data_dir)
+        _warn_if_readable(cfg)
         self.identity = Identity(cfg.tenant, cfg.store, cfg.device)
         self.key = keys.load_private(cfg.key_file)
         self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
@@ -367,7 +375,7 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.uplink is not None:
+        if self.uplink is not None and self.uplink.is_alive():
             self.uplink.stop()
         for t in self._reader_threads:
             t.join(2.0)  # a read in progress ends within its 0.5 s; then the port closes
@@ -377,6 +385,7 @@ class Agent:
             self.bank.close()
         self.call(self.outbox.close)
         self._jobs.put(None)
+        os.close(self._lock_fd)  # the lock goes with it
 
     def status(self) -> dict[str, Any]:
         # The database counters come from the agent thread; while a payment holds it (up
@@ -414,6 +423,44 @@ class Agent:
             "busy": busy,
             "recovered": list(self.recovered),
         }
+
+
+LOCK_FILE = "agent.lock"
+
+
+def _lock(data_dir: Path) -> int:
+    """One agent per data directory: an exclusive lock on ``agent.lock`` held for the
+    process's life (the kernel drops it when the process dies, so a crash leaves none)."""
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            "device.data_dir",
+            f"another agent (pid {clean(holder, 12)}) is already running on {data_dir}; "
+            "stop it first (systemctl stop loyalty-edge)",
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _warn_if_readable(cfg: Config) -> None:
+    if cfg.api_token is None:
+        return
+    try:
+        mode = cfg.path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        log.warning(
+            "%s holds the POS API token and is readable by others (mode %o): chmod 600 it",
+            cfg.path,
+            mode,
+        )
 
 
 def recording_state(outbox: Outbox) -> dict[str, Any]:

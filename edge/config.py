@@ -155,14 +155,22 @@ def _devices(raw: dict[str, Any]) -> dict[str, DeviceConfig]:
     return devices
 
 
-def load(path: str | Path) -> Config:
-    path = Path(path)
+def _read(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
+        return tomllib.loads(path.read_text("utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "no such configuration file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(str(path), f"not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(str(path), f"cannot be read: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(str(path), f"not valid TOML: {e}") from None
+
+
+def load(path: str | Path) -> Config:
+    path = Path(path)
+    raw = _read(path)
     base = path.parent
     _check_sections(raw)
     dev = raw.get("device")

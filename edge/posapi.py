@@ -115,6 +115,8 @@ class Handler(BaseHTTPRequestHandler):
     token: str | None = None
     server_version = "loyalty-edge"
     protocol_version = "HTTP/1.0"
+    # a request line too broken to name its version still gets a status line and headers
+    default_request_version = "HTTP/1.0"
     timeout = 30  # a client that stops sending mid-request does not hold a thread for ever
 
     def log_message(self, fmt: str, *args: Any) -> None:
@@ -374,9 +376,11 @@ class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
 
-def serve(
+def bind(
     agent: Agent, listen: str, token: str | None
-) -> tuple[socketserver.BaseServer, threading.Thread, str]:
+) -> tuple[socketserver.BaseServer, str]:
+    """The POS API's socket, bound but not serving yet (so a taken address is found before
+    any device is opened); OSError if it cannot be bound."""
     handler = type("BoundHandler", (Handler,), {"agent": agent, "token": token})
     server: socketserver.BaseServer
     if listen.startswith("unix:"):
@@ -393,6 +397,17 @@ def serve(
         server = http
         host_s, port_n = http.server_address[:2]
         where = f"http://{host_s!s}:{port_n}"
+    return server, where
+
+
+def start(server: socketserver.BaseServer) -> threading.Thread:
     t = threading.Thread(target=server.serve_forever, name="pos-api", daemon=True)
     t.start()
-    return server, t, where
+    return t
+
+
+def serve(
+    agent: Agent, listen: str, token: str | None
+) -> tuple[socketserver.BaseServer, threading.Thread, str]:
+    server, where = bind(agent, listen, token)
+    return server, start(server), where

@@ -25,10 +25,8 @@ def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dic
     en = [f"Customer club - store {store}", f"{jdate} {hhmm}", f"Record {seq}"]
     m = q.get("member")
     if m:
-        ref = m["ref"]
-        shown = phone.mask(ref) if ref.startswith("+98") else ref[:20]
-        fa.append(f"عضو: {shown}")
-        en.append(f"Member: {shown}")
+        fa.append(f"عضو: {who(m['ref'], fa=True)}")
+        en.append(f"Member: {who(m['ref'])}")
     if enrolled:
         fa.append("به باشگاه مشتریان خوش آمدید!")
         en.append("Welcome to the customer club!")
@@ -36,8 +34,8 @@ def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dic
     en.append(f"Subtotal: {rials_en(q['subtotal'])}")
     for a in q["applied"]:
         if a.get("discount") or a.get("points") or a.get("wallet"):
-            fa.append(a["fa"][: WIDTH * 2])
-            en.append(a["en"][: WIDTH * 2])
+            fa += wrap(a["fa"])
+            en += wrap(a["en"])
     if q["wallet_used"]:
         fa.append(f"پرداخت از کیف پول: {rials_fa(q['wallet_used'])}")
         en.append(f"Paid from wallet: {rials_en(q['wallet_used'])}")
@@ -58,18 +56,45 @@ def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dic
     return {"fa": fa, "en": en}
 
 
+def who(ref: str, fa: bool = False) -> str:
+    """A member as a receipt shows them: a phone masked (0912***4567), a card by its last
+    four characters (كارت ***7731), never the whole id."""
+    if ref.startswith("+98"):
+        return phone.mask(ref)
+    card = ref[5:] if ref.startswith("card:") else ref
+    tail = card[-4:]
+    return f"کارت ***{tail}" if fa else f"card ***{tail}"
+
+
+def wrap(text: str, width: int = WIDTH) -> list[str]:
+    """A long explanation over as many receipt lines as it needs (at spaces), nothing cut."""
+    lines: list[str] = []
+    cur = ""
+    for word in text.split(" "):
+        if cur and len(cur) + 1 + len(word) > width:
+            lines.append(cur)
+            cur = word
+        else:
+            cur = f"{cur} {word}" if cur else word
+    if cur:
+        lines.append(cur)
+    return lines
+
+
 def refund(r: dict[str, Any], store: str, seq: int, orig_seq: int) -> dict[str, list[str]]:
     word_fa = "ابطال" if r["type"] == "void" else "مرجوعی"
     word_en = "Void" if r["type"] == "void" else "Refund"
-    return {
-        "fa": [
-            f"باشگاه مشتریان — فروشگاه {store}",
-            f"{word_fa} سند {num_fa(orig_seq)} (سند {num_fa(seq)})",
-            r["fa"],
-        ],
-        "en": [
-            f"Customer club - store {store}",
-            f"{word_en} of record {orig_seq} (record {seq})",
-            r["en"],
-        ],
-    }
+    fa = [
+        f"باشگاه مشتریان — فروشگاه {store}",
+        f"{word_fa} سند {num_fa(orig_seq)} (سند {num_fa(seq)})",
+    ]
+    en = [f"Customer club - store {store}", f"{word_en} of record {orig_seq} (record {seq})"]
+    fa += wrap(r["fa"])
+    en += wrap(r["en"])
+    if "points_after" in r:  # the member's balance afterwards, as head office will hold it
+        fa.append(f"مانده امتیاز: {num_fa(r['points_after'])}")
+        en.append(f"Points balance: {group(r['points_after'])}")
+        if r.get("wallet_after"):
+            fa.append(f"کیف پول: {rials_fa(r['wallet_after'])}")
+            en.append(f"Wallet: {rials_en(r['wallet_after'])}")
+    return {"fa": fa, "en": en}

@@ -335,6 +335,8 @@ def init(spec: InitSpec, out: Out) -> Config:
     for path in staged:
         staged_path(path).replace(path)
     tmp.write_text(render(spec, files), "utf-8")
+    # the POS API token is a secret: a configuration holding one is for the agent's eyes
+    tmp.chmod(0o600 if spec.pos_token else 0o644)
     tmp.replace(spec.config)
     _fsync_dir(where)
     cfg = load(spec.config)

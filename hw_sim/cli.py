@@ -27,15 +27,35 @@ from hw_sim.scenario import Scenario, ScenarioError
 from hw_sim.transport import PtyServer, TcpServer
 
 
+def parse_event(line: str) -> tuple[str, dict[str, str]] | None:
+    """``type text=۰۹۱۲ ۱۲۳ ۴۵۶۷`` -> ("type", {"text": "۰۹۱۲ ۱۲۳ ۴۵۶۷"}): words after a
+    KEY=VALUE belong to its value (a phone number typed in groups), quotes work too;
+    None for a blank line; ValueError for a line that names no key for a word."""
+    parts = shlex.split(line.strip())
+    if not parts:
+        return None
+    args: dict[str, str] = {}
+    key: str | None = None
+    for word in parts[1:]:
+        name, eq, value = word.partition("=")
+        if eq and name.isidentifier():
+            key = name
+            args[key] = value
+        elif key is not None:
+            args[key] += " " + word
+        else:
+            raise ValueError(f"what is {word!r}? give KEY=VALUE (e.g. text=0912...)")
+    return parts[0], args
+
+
 def _events_from_stdin(device: object, stop: threading.Event) -> None:
     for line in sys.stdin:
-        parts = shlex.split(line.strip())
-        if not parts:
-            continue
-        args = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
         try:
-            device.event(parts[0], **args)  # type: ignore[attr-defined]
-            print(f"ok {parts[0]}", flush=True)
+            event = parse_event(line)
+            if event is None:
+                continue
+            device.event(event[0], **event[1])  # type: ignore[attr-defined]
+            print(f"ok {event[0]}", flush=True)
         except (ValueError, KeyError) as e:
             print(f"error: {e}", flush=True)
     stop.wait()  # standard input closed (e.g. started in the background): keep serving

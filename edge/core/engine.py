@@ -348,6 +348,9 @@ def _discount(r, lines, b, st, txn_cap, line_bp, extra):
         else:
             total = 0
         d = allocate(total, [net[i] for i in lines])
+    uncapped = 0
+    for x in d:
+        uncapped += x
     if p.get("max_rials") is not None:
         d = _cap_to(p["max_rials"], d)
     for j in range(len(lines)):
@@ -369,7 +372,7 @@ def _discount(r, lines, b, st, txn_cap, line_bp, extra):
     if amount == 0:
         return 0
     st.promo_total += amount
-    fa, en = explain.discount(r, amount, extra.get("coupon", ""))
+    fa, en = explain.discount(r, amount, extra.get("coupon", ""), uncapped)
     entry = {"rule": r.id, "kind": r.kind, "discount": amount, "lines": lines, "fa": fa, "en": en}
     for k in extra:
         entry[k] = extra[k]
@@ -492,7 +495,7 @@ def _earn(active, per_rule, paid, mult, tier, bonus, lim, m, st):
                 if shares[j]:
                     st.line_rules[lines[j]].append(r.id)
             total += pts
-            fa, en = explain.points_line(r, pts)
+            fa, en = explain.points_line(r, pts, tier)
             st.applied.append(
                 {"rule": r.id, "kind": k, "points": pts, "lines": lines, "fa": fa, "en": en}
             )

@@ -12,7 +12,9 @@ def _mult(pct):
     return "x" + pct_text(pct)
 
 
-def discount(rule, amount, code=""):
+def discount(rule, amount, code="", uncapped=0):
+    """``uncapped``: what the rule would have given without a cap (the rule's own, the
+    line's or the basket's); the line says the discount was capped when it is more."""
     how = rule.how
     if how is None:
         how = rule.how = _discount_how(rule)
@@ -22,6 +24,9 @@ def discount(rule, amount, code=""):
         how_en = how_en + code
     fa = "%s: %s، %s" % (rule.fa, how_fa, rials_fa(amount))
     en = "%s: %s, %s" % (rule.en, how_en, rials_en(amount))
+    if uncapped > amount:
+        fa = fa + " (با سقف؛ بدون سقف %s)" % (rials_fa(uncapped),)
+        en = en + " (capped; %s without the cap)" % (rials_en(uncapped),)
     return (fa, en)
 
 
@@ -55,12 +60,17 @@ def _discount_how(rule):
     return ("تخفیف", "discount")
 
 
-def points_line(rule, points):
+def points_line(rule, points, tier=None):
+    """``tier``: the member's tier when its earning multiplier applied to this rule."""
     p = rule.p
     k = rule.kind
     if k == "earn_rate":
         how_en = "%s points per %s" % (group(p["points"]), rials_en(p["per_rials"]))
         how_fa = "%s امتیاز به ازای هر %s" % (num_fa(p["points"]), rials_fa(p["per_rials"]))
+        if tier is not None and tier.earn_pct != 100:
+            x = pct_text(tier.earn_pct)
+            how_en = how_en + " %s (%s tier)" % ("x" + x, tier.en)
+            how_fa = how_fa + " ×%s (سطح %s)" % (fa_digits(x).replace(".", "٫"), tier.fa)
     elif k == "earn_multiplier":
         return (
             "%s: امتیاز ×%s" % (rule.fa, fa_digits(pct_text(p["pct"])).replace(".", "٫")),

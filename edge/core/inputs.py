@@ -9,6 +9,7 @@ from edge.core import jalali
 from edge.core.dates import days_from_civil, split_ymd
 from edge.core.errors import DateError, InputError
 from edge.core.ruleset import MAX_AMOUNT
+from edge.core.text import fa_digits, num_fa
 
 MAX_LINES = 500
 MAX_QTY = 100000
@@ -16,21 +17,55 @@ MAX_COUPONS = 20  # codes presented in one basket
 
 
 def _bad(field, en, fa=None):
-    return InputError(field, en, fa)
+    """An InputError whose Persian text is written for the cashier: ``fa`` says what is
+    wrong, prefixed with where (the line of the basket, the field) in Persian."""
+    return InputError(field, en, _where_fa(field) + (fa or "مقدار نامعتبر است."))
+
+
+# what a cashier calls the fields of a basket line
+_FIELDS_FA = {
+    "sku": "کد کالا",
+    "category": "گروه کالا",
+    "qty": "تعداد",
+    "unit_price": "قیمت واحد",
+    "total": "جمع سبد",
+    "coupons": "کدهای تخفیف",
+    "redeem_points": "امتیاز درخواستی",
+    "use_wallet": "مبلغ کیف پول",
+    "store": "کد فروشگاه",
+}
+
+
+def _where_fa(field):
+    """'basket.lines[2].qty' -> 'ردیف ۳ سبد، تعداد: ' (the line as the cashier counts)."""
+    parts = field.split(".")
+    out = ""
+    if len(parts) > 1 and parts[1][:6] == "lines[":
+        n = parts[1][6:-1]
+        if n.isdigit():
+            out = "ردیف %s سبد" % (fa_digits(str(int(n) + 1)),)
+    name = parts[-1]
+    if name in _FIELDS_FA:
+        out = out + "، " + _FIELDS_FA[name] if out else _FIELDS_FA[name]
+    return out + ": " if out else ""
 
 
 def _text(v, field, maxlen=64):
     if type(v) is not str or not v or len(v) > maxlen:
-        raise _bad(field, "must be text of 1..%d characters" % (maxlen,))
+        raise _bad(
+            field,
+            "must be text of 1..%d characters" % (maxlen,),
+            "باید متنی از ۱ تا %s نویسه باشد." % (fa_digits(str(maxlen)),),
+        )
     if min(v) < " " or "\x7f" in v:
-        raise _bad(field, "contains a control character")
+        raise _bad(field, "contains a control character", "نویسه نامجاز دارد.")
     # a lone surrogate ("\udc80", which JSON allows) cannot be encoded into the sale
     # record; refuse it here, before the bank is asked to charge (MicroPython's
     # strings are always UTF-8, so this never raises there)
     try:
         v.encode("utf-8")
     except UnicodeError:
-        raise _bad(field, "is not valid Unicode text") from None
+        raise _bad(field, "is not valid Unicode text", "متن معتبری نیست.") from None
     return v
 
 
@@ -46,9 +81,15 @@ def _int_field(obj, name, where, lo, hi, default=None):
     if v is None and default is not None:
         return default
     if type(v) is not int:
-        raise _bad(where + "." + name, "must be an integer, got %r" % (v,))
+        raise _bad(
+            where + "." + name, "must be an integer, got %r" % (v,), "باید عدد صحیح باشد."
+        )
     if v < lo or v > hi:
-        raise _bad(where + "." + name, "%d is outside %d..%d" % (v, lo, hi))
+        raise _bad(
+            where + "." + name,
+            "%d is outside %d..%d" % (v, lo, hi),
+            "باید بین %s و %s باشد." % (num_fa(lo), num_fa(hi)),
+        )
     return v
 
 
@@ -60,19 +101,27 @@ def _request(basket, name):
     if v == "max":
         return MAX_AMOUNT
     if type(v) is not int or v < 0:
-        raise _bad("basket." + name, 'must be a non-negative integer or "max"')
+        raise _bad(
+            "basket." + name,
+            'must be a non-negative integer or "max"',
+            "باید عددی صفر یا بیشتر یا «max» باشد.",
+        )
     return v
 
 
 class Basket:
     def __init__(self, basket):
         if type(basket) is not dict:
-            raise _bad("basket", "must be an object")
+            raise _bad("basket", "must be an object", "سبد خرید نامعتبر است.")
         lines = basket.get("lines")
         if type(lines) is not list or not lines:
             raise _bad("basket.lines", "a basket needs at least one line", "سبد خرید خالی است.")
         if len(lines) > MAX_LINES:
-            raise _bad("basket.lines", "more than %d lines" % (MAX_LINES,))
+            raise _bad(
+                "basket.lines",
+                "more than %d lines" % (MAX_LINES,),
+                "سبد خرید بیش از %s ردیف دارد." % (fa_digits(str(MAX_LINES)),),
+            )
         self.skus = []
         self.cats = []
         self.qty = []
@@ -82,7 +131,7 @@ class Basket:
         for i in range(len(lines)):
             ln = lines[i]
             if type(ln) is not dict:
-                raise _bad("basket.lines[%d]" % i, "must be an object")
+                raise _bad("basket.lines[%d]" % i, "must be an object", "ردیف نامعتبر است.")
             sku = ln.get("sku")
             cat = ln.get("category", "")
             q = ln.get("qty")
@@ -126,7 +175,9 @@ class Basket:
                 if self.cats[i]:
                     _text(self.cats[i], "basket.lines[%d].category" % i)
         if total > MAX_AMOUNT:
-            raise _bad("basket", "total above %d Rials" % (MAX_AMOUNT,))
+            raise _bad(
+                "basket", "total above %d Rials" % (MAX_AMOUNT,), "جمع سبد بیش از حد مجاز است."
+            )
         if basket.get("total") is not None and basket.get("total") != total:
             raise _bad(
                 "basket.total",
@@ -137,7 +188,7 @@ class Basket:
         self.store = _text_field(basket, "store", "basket", False)
         codes = basket.get("coupons", [])
         if type(codes) is not list:
-            raise _bad("basket.coupons", "must be a list of codes")
+            raise _bad("basket.coupons", "must be a list of codes", "فهرست کدها نامعتبر است.")
         if len(codes) > MAX_COUPONS:
             raise _bad(
                 "basket.coupons",

@@ -69,7 +69,8 @@ def national_number(text):
     """The 10-digit national significant number of a typed mobile number."""
     if type(text) is not str:
         raise _fail(_MSG_EMPTY)
-    raw = ascii_digits(text)
+    # blanks around the number (a newline from a scanner or a paste) are not part of it
+    raw = ascii_digits(text.strip())
     digits = []
     plus = False
     for i in range(len(raw)):

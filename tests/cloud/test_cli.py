@@ -27,6 +27,7 @@ def cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_registry_member_quarantine_and_check(tmp_path: Path, ledger_url: str) -> None:
+    HO(ledger_url).close()  # serve creates the ledger; every other command needs one
     t = Terminal(tmp_path, "pos-7", "s1")
     pem = tmp_path / "pos-7.pub.pem"
     pem.write_text(public_pem(t.key))
@@ -50,7 +51,10 @@ def test_registry_member_quarantine_and_check(tmp_path: Path, ledger_url: str) -
     r = cli(ledger_url, "member", "show", "۰۹۱۲ ۱۲۳ ۴۵۶۷")  # typed in Persian digits
     assert r.returncode == 0, r.stderr
     assert "points 100" in r.stdout and "wallet 5,000 IRR" in r.stdout
-    assert "lots:" in r.stdout and "sale" in r.stdout
+    assert "points by lot:" in r.stdout and "expires 1405/12/" in r.stdout  # Jalali, not days
+    # history: a Jalali date and time, the store, the money: no bare numbers, no empty fields
+    assert "1404/12/29 09:30 sale       s1 pos-7/1  paid 1,000,000 IRR" in r.stdout
+    assert "cards" not in r.stdout and "birthday" not in r.stdout
     assert cli(ledger_url, "member", "show", "09350000000").returncode == 1
 
     r = cli(ledger_url, "quarantine", "list")
@@ -86,6 +90,10 @@ def test_bad_urls_and_usage_exit_2(tmp_path: Path) -> None:
 
 def test_missing_files_are_configuration_errors(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/ledger.db"
+    r = cli(url, "member", "show", "09121234567")  # no ledger there: refused, none created
+    assert r.returncode == 2 and "does not exist" in r.stderr and "serve" in r.stderr
+    assert not (tmp_path / "ledger.db").exists()
+    HO(url).close()
     for args in (
         ("--rules", str(tmp_path / "nope.json"), "ledger", "expire"),
         ("devices", "register", "--device", "pos-1", "--tenant", "t", "--store", "s", "--pem",

@@ -189,3 +189,19 @@ def test_cli_scenario_file(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "k: keypad on /dev/pts/" in r.stdout
+
+
+def test_a_phone_typed_in_groups_reaches_the_keypad_whole() -> None:
+    from hw_sim.cli import parse_event
+
+    assert parse_event("type text=۰۹۱۲ ۱۲۳ ۴۵۶۷") == ("type", {"text": "۰۹۱۲ ۱۲۳ ۴۵۶۷"})
+    assert parse_event('type text="0912 123 4567" enter=false') == (
+        "type",
+        {"text": "0912 123 4567", "enter": "false"},
+    )
+    assert parse_event("tap card=04A1B2 for=2") == ("tap", {"card": "04A1B2", "for": "2"})
+    assert parse_event("   ") is None
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_event("type 0912")
+    with pytest.raises(ValueError):
+        parse_event('type text="0912')  # an unbalanced quote is an error, not a silent ok
