@@ -29,13 +29,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cloud_broker import admission, registry, rulebooks
-from cloud_broker.check import check
-from cloud_broker.db import Database, redact
-from cloud_broker.ledger import member_view
-from cloud_broker.reconciler import Reconciler, run_expiry
-from cloud_broker.schema import MIGRATIONS
-from cloud_broker.service import Service, ServiceConfig
+from cloud_broker.ledger import rulebooks
+from cloud_broker.ledger.books import member_view
+from cloud_broker.ledger.check import check
+from cloud_broker.ledger.db import Database, redact
+from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.reconcile import admission
+from cloud_broker.reconcile.reconciler import Reconciler, run_expiry
+from cloud_broker.reconcile.service import Service, ServiceConfig
+from cloud_broker.registry import devices as registry
+from cloud_broker.registry import enrollment
 from edge.core import jalali
 from edge.core.dates import days_from_civil, format_timestamp
 from edge.core.phone import normalise
@@ -44,7 +47,6 @@ from edge.errors import ConfigError, CoreError, LoyaltyError, ProtocolError
 from edge.protocol.keys import load_private, public_from_pem, public_raw
 from edge.protocol.mqtt import BrokerConfig
 from edge.sanitize import clean, clean_bytes
-from firmware_tools import enrollment
 
 log = logging.getLogger("cloud_broker")
 

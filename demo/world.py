@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from cloud_broker.db import Database
+from cloud_broker.ledger.db import Database
 from demo.link import Link
 from edge.errors import LoyaltyError
 from edge.protocol.mqtt import BrokerConfig

@@ -11,7 +11,7 @@
           │    └── DateError              a malformed or impossible date or time
           ├── ConfigError                 a setting, option or command line is wrong;
           │    │                          ``.setting`` names it           (also ValueError)
-          │    └── ResolveError           cloud_broker.admission: a quarantine entry that
+          │    └── ResolveError           cloud_broker.reconcile.admission: a quarantine entry that
           │                               cannot be admitted or dismissed as asked
           ├── ProtocolError               bytes refused; ``.code`` says why (quarantine)
           │    │                                                          (also ValueError)
@@ -40,7 +40,7 @@
           │    ├── RefusedError           a check failed, head office or the broker said no
           │    ├── UnreachableError       head office or the broker did not answer
           │    └── AgentRunningError      the agent must be stopped first
-          ├── RefusalError                firmware_tools.enrollment: an enrolment, rotation
+          ├── RefusalError                cloud_broker.registry.enrollment: an enrolment, rotation
           │                               or decommission request head office refuses
           ├── TaxError                    cloud_broker.tax.errors: the tax system hand-off
           │    │                          (``.transient``: worth retrying)

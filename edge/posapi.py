@@ -376,9 +376,7 @@ class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
 
-def bind(
-    agent: Agent, listen: str, token: str | None
-) -> tuple[socketserver.BaseServer, str]:
+def bind(agent: Agent, listen: str, token: str | None) -> tuple[socketserver.BaseServer, str]:
     """The POS API's socket, bound but not serving yet (so a taken address is found before
     any device is opened); OSError if it cannot be bound."""
     handler = type("BoundHandler", (Handler,), {"agent": agent, "token": token})

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import re
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path

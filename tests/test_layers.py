@@ -19,7 +19,7 @@ ALLOWED = {
 }
 NEVER = {
     "edge": ("cloud_broker", "firmware_tools", "demo", "tests"),
-    "cloud_broker": ("demo", "tests", "edge.agent", "edge.posapi"),
+    "cloud_broker": ("firmware_tools", "demo", "tests", "edge.agent", "edge.posapi"),
 }
 
 

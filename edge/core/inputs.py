@@ -81,9 +81,7 @@ def _int_field(obj, name, where, lo, hi, default=None):
     if v is None and default is not None:
         return default
     if type(v) is not int:
-        raise _bad(
-            where + "." + name, "must be an integer, got %r" % (v,), "باید عدد صحیح باشد."
-        )
+        raise _bad(where + "." + name, "must be an integer, got %r" % (v,), "باید عدد صحیح باشد.")
     if v < lo or v > hi:
         raise _bad(
             where + "." + name,

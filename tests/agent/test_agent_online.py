@@ -8,8 +8,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_broker import registry
 from cloud_broker.local_broker import LocalMosquitto
+from cloud_broker.registry import devices as registry
 from edge.protocol import bundles, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from hw_sim.zvt import ZVTSim

@@ -312,7 +312,8 @@ def test_head_office_and_the_till_agree_to_the_point_after_such_a_refund(
 ) -> None:
     """The same scenario, then every record the till wrote is reconciled: head office's
     balance is the till's, point for point and Rial for Rial, under either policy."""
-    from cloud_broker import registry, rulebooks
+    from cloud_broker.ledger import rulebooks
+    from cloud_broker.registry import devices as registry
     from edge.core.ruleset import RuleBook
     from edge.protocol.keys import public_raw
     from tests.helpers.headoffice import HO

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from cloud_broker import registry
 from cloud_broker.local_broker import LocalMosquitto
+from cloud_broker.registry import devices as registry
 from edge.core import record as R
 from edge.protocol import cose
 from edge.protocol.cbor import decode

@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cloud_broker import registry
 from cloud_broker.local_broker import LocalMosquitto
+from cloud_broker.registry import devices as registry
 from edge.protocol import keys
 from hw_sim.zvt import ZVTSim
 from tests.cloud.test_service import serve

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_broker import registry
 from cloud_broker.local_broker import LocalMosquitto
+from cloud_broker.registry import devices as registry
 from edge.core import record as R
 from edge.errors import ProtocolError
 from edge.protocol import bundles, cbor, cose, topics

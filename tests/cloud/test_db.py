@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from cloud_broker.check import check
-from cloud_broker.db import Database
-from cloud_broker.registry import RegistryCache
-from cloud_broker.service import build_snapshots
+from cloud_broker.ledger.check import check
+from cloud_broker.ledger.db import Database
+from cloud_broker.reconcile.service import build_snapshots
+from cloud_broker.registry.devices import RegistryCache
 from tests.cloud.conftest import PG_DSN
 from tests.helpers.headoffice import HO
 from tests.helpers.terminal import Terminal

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cloud_broker.reconciler import run_expiry
+from cloud_broker.reconcile.reconciler import run_expiry
 from edge.core import record as R
 from tests.helpers.headoffice import HO
 from tests.helpers.terminal import DAY0, Terminal, sale_body

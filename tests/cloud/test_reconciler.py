@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cloud_broker import registry
+from cloud_broker.registry import devices as registry
 from edge.core import record as R
 from edge.protocol import cbor, cose, topics
 from tests.helpers.headoffice import HO
@@ -184,13 +184,13 @@ def test_garbage_is_quarantined_without_blocking_the_batch(
 
 
 def _incoming(t: Terminal, recs: list) -> list:  # type: ignore[type-arg]
-    from cloud_broker.reconciler import Incoming
+    from cloud_broker.reconcile.reconciler import Incoming
 
     return [Incoming(t.topic, r.raw) for r in recs]
 
 
 def _incoming_raw(topic: str, data: bytes) -> list:  # type: ignore[type-arg]
-    from cloud_broker.reconciler import Incoming
+    from cloud_broker.reconcile.reconciler import Incoming
 
     return [Incoming(topic, data)]
 
@@ -223,7 +223,7 @@ def test_a_revoked_devices_held_records_never_apply(ho: HO, pos: Terminal, after
 def test_held_records_are_read_only_when_the_batch_can_close_the_gap(
     ho: HO, pos: Terminal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cloud_broker import reconciler
+    from cloud_broker.reconcile import reconciler
 
     recs = [pos.sale(ALI, earned=1) for _ in range(12)]
     ho.feed(pos, [recs[0], *recs[2:10]])  # seq 1 applied, 3..10 held
@@ -301,7 +301,7 @@ def test_one_tenant_per_ledger(ho: HO, pos: Terminal, tmp_path: Path) -> None:
     ho.register(Terminal(tmp_path, "pos-2", "s2"))  # the same tenant: fine
     assert ho.one("SELECT COUNT(*) FROM devices") == 2
     # no enrolment token is issued for a tenant this ledger cannot serve
-    from firmware_tools.enrollment import issue_token
+    from cloud_broker.registry.enrollment import issue_token
 
     with pytest.raises(ConfigError, match="serves tenant hypershahr"):
         issue_token(ho.db, "otherchain", "s1")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_broker import rulebooks
+from cloud_broker.ledger import rulebooks
 from cloud_broker.local_broker import LocalMosquitto
 from edge.core.errors import RuleError
 from edge.errors import SignatureError

@@ -256,7 +256,7 @@ def test_a_killed_service_leaves_no_screening_workers(
 
 def _service(ledger_url: str, workers: int = 0) -> Any:
     """A service that is never connected: its batches are handed to it directly."""
-    from cloud_broker.service import Service, ServiceConfig
+    from cloud_broker.reconcile.service import Service, ServiceConfig
 
     h = HO(ledger_url)
     rs = h.rs
@@ -276,8 +276,8 @@ def _close(svc: Any) -> None:
 def test_a_record_the_apply_step_cannot_handle_is_quarantined_at_once(
     tmp_path: Path, ledger_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cloud_broker import reconciler
-    from cloud_broker.reconciler import Incoming
+    from cloud_broker.reconcile import reconciler
+    from cloud_broker.reconcile.reconciler import Incoming
 
     ho = HO(ledger_url)
     pos = Terminal(tmp_path)
@@ -311,7 +311,7 @@ def test_a_record_the_apply_step_cannot_handle_is_quarantined_at_once(
 def test_dead_screening_workers_are_replaced(tmp_path: Path, ledger_url: str) -> None:
     import os
 
-    from cloud_broker.reconciler import Incoming
+    from cloud_broker.reconcile.reconciler import Incoming
 
     ho = HO(ledger_url)
     pos = Terminal(tmp_path)

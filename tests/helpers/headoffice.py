@@ -6,12 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from cloud_broker import admission, registry
-from cloud_broker.check import Failure, check
-from cloud_broker.db import Database
-from cloud_broker.reconciler import Incoming, Outcome, Reconciler
-from cloud_broker.registry import RegistryCache
-from cloud_broker.schema import MIGRATIONS
+from cloud_broker.ledger.check import Failure, check
+from cloud_broker.ledger.db import Database
+from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.reconcile import admission
+from cloud_broker.reconcile.reconciler import Incoming, Outcome, Reconciler
+from cloud_broker.registry import devices as registry
+from cloud_broker.registry.devices import RegistryCache
 from edge.core.ruleset import compile_rules
 from edge.protocol.record import Record
 from tests.conftest import RULES_PATH

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_broker.db import Database
-from cloud_broker.schema import MIGRATIONS
+from cloud_broker.ledger.db import Database
+from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.registry import enrollment
 from edge.errors import ConfigError, DecodeError, SignatureError
 from edge.protocol import cbor, cose, keys, topics
 from edge.protocol.provisioning import (
@@ -23,7 +24,7 @@ from edge.protocol.provisioning import (
     parse_request,
     sign_request,
 )
-from firmware_tools import brokerconf, device, enrollment, pki
+from firmware_tools import brokerconf, device, pki
 
 T, S, D = "hypershahr", "s1", "pos-1"
 

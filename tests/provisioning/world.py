@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cloud_broker.db import Database
+from cloud_broker.ledger.db import Database
 from cloud_broker.local_broker import LocalMosquitto, free_port
 from edge.protocol.mqtt import BrokerConfig
 from firmware_tools import pki

@@ -28,12 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud_broker import ledger
-from cloud_broker.db import Database, Tx
-from cloud_broker.ledger import Books
-from cloud_broker.postings import Postings, stream_body
-from cloud_broker.registry import DeviceInfo, RegistryCache, last_accepted
-from cloud_broker.rulebooks import RuleBooks
+from cloud_broker.ledger import books as ledger
+from cloud_broker.ledger.books import Books
+from cloud_broker.ledger.db import Database, Tx
+from cloud_broker.ledger.rulebooks import RuleBooks
+from cloud_broker.reconcile.postings import Postings, stream_body
+from cloud_broker.registry.devices import DeviceInfo, RegistryCache, last_accepted
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
 from edge.errors import ProtocolError, SignatureError

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloud_broker.db import Tx
-from cloud_broker.ledger import Books, MemberState, s_acct, st_acct
+from cloud_broker.ledger.books import Books, MemberState, s_acct, st_acct
+from cloud_broker.ledger.db import Tx
 from edge.core import record as R
 from edge.core.dates import format_timestamp
 from edge.core.ruleset import RuleSet

@@ -2,7 +2,7 @@
 
 paho-mqtt runs its network loop in its own thread and hands messages to a queue; the
 service thread takes them in batches (up to ``batch_max``, waiting ``batch_wait`` for a
-batch to fill), lets :class:`~cloud_broker.reconciler.Reconciler` commit them, and only
+batch to fill), lets :class:`~cloud_broker.reconcile.reconciler.Reconciler` commit them, and only
 then
 
 * acknowledges the MQTT messages (``manual_ack=True``: a message is PUBACKed only after
@@ -23,7 +23,7 @@ service screens in its own process).
 
 Provisioning requests (``loyalty/v1/+/enroll/+``: enroll, rotate, decommission) take a
 path of their own: the paho thread queues them apart from records, the service thread
-answers each in one ledger transaction (firmware_tools.enrollment), publishes the reply
+answers each in one ledger transaction (cloud_broker.registry.enrollment), publishes the reply
 on ``.../enroll/{device}/reply`` and only then acknowledges the request.
 """
 
@@ -42,18 +42,18 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_broker import rulebooks
-from cloud_broker.db import Database, Tx, chunks, marks
-from cloud_broker.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
-from cloud_broker.schema import MIGRATIONS
-from cloud_broker.screen import ProcessScreener
+from cloud_broker.ledger import rulebooks
+from cloud_broker.ledger.db import Database, Tx, chunks, marks
+from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.reconcile.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
+from cloud_broker.reconcile.screen import ProcessScreener
+from cloud_broker.registry import enrollment
 from edge.backoff import Backoff
 from edge.core.ruleset import RuleSet
 from edge.protocol import messages, snapshots, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
-from firmware_tools import enrollment
 
-log = logging.getLogger("cloud_broker.service")
+log = logging.getLogger("cloud_broker.reconcile.service")
 
 STREAM_BATCH = 500  # reconciled entries per stream message
 

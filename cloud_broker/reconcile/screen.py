@@ -21,8 +21,8 @@ from typing import Any
 
 import cbor2
 
-from cloud_broker.db import Database
-from cloud_broker.reconciler import Incoming, Reconciler, Screened, _Refused, _Verified
+from cloud_broker.ledger.db import Database
+from cloud_broker.reconcile.reconciler import Incoming, Reconciler, Screened, _Refused, _Verified
 from edge.core.ruleset import RuleSet
 from edge.protocol import cose
 from edge.protocol.record import Record

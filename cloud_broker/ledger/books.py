@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloud_broker.db import Tx, chunks, marks
+from cloud_broker.ledger.db import Tx, chunks, marks
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
 from edge.protocol.record import parse

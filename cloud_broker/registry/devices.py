@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_broker.db import Database, Tx
+from cloud_broker.ledger.db import Database, Tx
 from edge.errors import ConfigError
 from edge.protocol import topics
 from edge.protocol.keys import public_from_raw, public_pem

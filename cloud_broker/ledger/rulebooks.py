@@ -25,13 +25,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_broker.db import Database, Tx
+from cloud_broker.ledger.db import Database, Tx
 from edge.core.errors import RuleError
 from edge.core.ruleset import RuleSet, compile_rules
 from edge.errors import ProtocolError
 from edge.protocol import bundles, cbor, cose
 
-log = logging.getLogger("cloud_broker.rulebooks")
+log = logging.getLogger("cloud_broker.ledger.rulebooks")
 
 
 def store(db: Database, doc: dict[str, Any], raw: bytes | None = None) -> RuleSet:

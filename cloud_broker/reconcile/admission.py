@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from cloud_broker import registry
-from cloud_broker.db import Database, Tx
-from cloud_broker.reconciler import Incoming, Reconciler, _Apply
+from cloud_broker.ledger.db import Database, Tx
+from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply
+from cloud_broker.registry import devices as registry
 from edge.core import record as R
 from edge.errors import ConfigError, ProtocolError, SignatureError
 from edge.protocol import checkpoints

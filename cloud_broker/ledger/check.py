@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cloud_broker.db import Database, Tx
+from cloud_broker.ledger.db import Database, Tx
 from edge.core import record as R
 
 

@@ -8,7 +8,7 @@ and an expiry.  A request is answered in one ledger transaction: the token is ch
 and marked used, and the device registered, together, so a token works once even with
 several reconcilers on one PostgreSQL.
 
-The service (cloud_broker.service) calls :func:`handle` for every message on
+The service (cloud_broker.reconcile.service) calls :func:`handle` for every message on
 ``loyalty/v1/+/enroll/+`` and publishes the reply it returns.  Refusals that look like
 an attack (a bad signature, an unknown or reused token, a request on another device's
 topic) are also ``security_events`` rows.
@@ -24,15 +24,15 @@ import secrets
 import time
 from collections.abc import Callable
 
-from cloud_broker import registry
-from cloud_broker.db import Database, Tx
+from cloud_broker.ledger.db import Database, Tx
+from cloud_broker.registry import devices as registry
 from edge.errors import ConfigError, LoyaltyError, ProtocolError, SignatureError
 from edge.protocol import topics
 from edge.protocol.cose import Sign1
 from edge.protocol.keys import public_from_raw
 from edge.protocol.provisioning import Reply, Request, encode_reply, parse_request
 
-log = logging.getLogger("firmware_tools.enrollment")
+log = logging.getLogger("cloud_broker.registry.enrollment")
 
 TOKEN_BYTES = 15  # 120 bits: 24 base32 characters, no padding
 MAX_SKEW_MS = 15 * 60 * 1000  # a request's clock may differ from head office's by this
