@@ -3,7 +3,10 @@
     python -m cloud_broker serve --broker mqtt://HOST:PORT --ledger sqlite:///PATH
     python -m cloud_broker devices list|register|revoke|export-keys ...
     python -m cloud_broker enroll-token --tenant T --store S [--device D] [--ttl 24h]
-    python -m cloud_broker member show PHONE
+    python -m cloud_broker member show PHONE | adjust PHONE --points N --wallet R --reason W
+    python -m cloud_broker member link PHONE --card UID --reason W
+    python -m cloud_broker operators add USERNAME --name N --role R | list | disable USERNAME
+    python -m cloud_broker console --listen 127.0.0.1:8400 --secret-file PATH
     python -m cloud_broker devices checkpoint --device D --rules-key KEY --out FILE
     python -m cloud_broker quarantine list [--open] | admit|dismiss ID... --reason R --by WHO
     python -m cloud_broker rules list | add BUNDLE --pub KEY.pem
@@ -11,6 +14,7 @@
     python -m cloud_broker ledger check
     python -m cloud_broker ledger expire
 
+Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
 embedded rules bundle.  Exit status: 0 ok, 1 a check failed or something was refused,
 2 usage or configuration error.
@@ -29,8 +33,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cloud_broker.club import changes, members, operators, stores
+from cloud_broker.club.errors import ClubError
+from cloud_broker.console import cli as console_cli
 from cloud_broker.ledger import rulebooks
-from cloud_broker.ledger.books import member_view
 from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
 from cloud_broker.ledger.schema import MIGRATIONS
@@ -172,13 +178,15 @@ def cmd_devices(args: argparse.Namespace) -> int:
         if not (args.device and args.tenant and args.store and args.pem):
             raise ConfigError("devices register", "needs --device --tenant --store --pem")
         key = public_from_pem(_read(args.pem, "pem"))
-        registry.register(db, args.device, args.tenant, args.store, public_raw(key))
+        by = operators.command_line(args.by).username
+        registry.register(db, args.device, args.tenant, args.store, public_raw(key), by=by)
         print(f"registered {args.device} ({args.tenant}/{args.store})")
     elif args.action == "revoke":
         if not args.device:
             raise ConfigError("devices revoke", "needs --device")
-        last = registry.revoke(
-            db, args.device, args.reason or "revoked by operator", args.after_seq
+        actor = operators.command_line(args.by)
+        last = stores.revoke(
+            db, actor, args.device, args.reason or "revoked by operator", args.after_seq
         )
         print(f"revoked {args.device}: records after seq {last} are refused")
     elif args.action == "export-keys":
@@ -206,7 +214,8 @@ def cmd_enroll_token(args: argparse.Namespace) -> int:
     is stored, so it is printed this once."""
     ttl = enrollment.parse_ttl(args.ttl)
     db = _db(args)
-    token, expires = enrollment.issue_token(db, args.tenant, args.store, args.device, ttl)
+    by = operators.command_line(args.by).username
+    token, expires = enrollment.issue_token(db, args.tenant, args.store, args.device, ttl, by=by)
     until = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(expires // 1000))
     who = f" (device {args.device} only)" if args.device else ""
     who_fa = f" (فقط دستگاه {args.device})" if args.device else ""
@@ -224,15 +233,40 @@ def cmd_enroll_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_now(args: argparse.Namespace, db: Database) -> RuleSet:
+    """The newest bundle the ledger keeps (the embedded or --rules one until it keeps any)."""
+    return rulebooks.RuleBooks(db, seed=load_rules(args.rules)).latest
+
+
+def _member_key(text: str) -> str:
+    try:
+        return normalise(text)
+    except CoreError:
+        return text.strip()  # a card member, "card:UID"
+
+
 def cmd_member(args: argparse.Namespace) -> int:
     db = _db(args)
+    rs = _rules_now(args, db)
+    actor = operators.command_line(args.by)
+    if args.action == "adjust":
+        if not args.reason:
+            raise ConfigError("member adjust", "give --reason: it is kept with the change")
+        done = changes.adjust(
+            db, rs, actor, _member_key(args.member), args.points, args.wallet, args.reason
+        )
+        print(f"adjusted {_who(done.member)}: journal {done.journal}, audit #{done.audit}")
+        return 0
+    if args.action == "link":
+        if not args.card or not args.reason:
+            raise ConfigError("member link", "give --card UID and --reason")
+        done = changes.link_card(db, rs, actor, args.card, args.member, args.reason)
+        print(f"card {clean(args.card, 40)} is {_who(done.member)}'s (audit #{done.audit})")
+        return 0
     try:
-        ref = normalise(args.member)
-    except CoreError:
-        ref = args.member  # a card member, "card:UID"
-    view = db.run(lambda tx: member_view(tx, ref, args.history), write=False)
-    if view is None:
-        print(f"no member {clean(ref)} / چنین عضوی نیست", file=sys.stderr)
+        view = members.page(db, rs, _member_key(args.member), history=args.history)
+    except ClubError as e:
+        print(f"{e.en} / {e.fa}", file=sys.stderr)
         return 1
     _out(args, view, member_lines(view))
     return 0
@@ -242,19 +276,25 @@ def member_lines(view: dict[str, Any]) -> list[str]:
     """A member for an operator's terminal: Jalali dates and times, Rials, stores; a field
     with nothing to say is left out."""
     since = time.gmtime(int(view["created_at"]) // 1000 + 210 * 60)
+    name = f"  {clean(view['name'], 40)}" if view.get("name") else ""
     head = (
-        f"member {_who(view['member'])}  tier {view['tier'] or '-'}  visits {view['visits']}"
-        f"  since {jalali.format_date(days_from_civil(since.tm_year, since.tm_mon, since.tm_mday))}"
+        f"member {_who(view['member'])}{name}  tier {view['tier'] or '-'}  visits "
+        f"{view['visits']}  since "
+        f"{jalali.format_date(days_from_civil(since.tm_year, since.tm_mon, since.tm_mday))}"
     )
     lines = [head, f"points {view['points']:,}   wallet {view['wallet']:,} IRR"]
+    prog = view["progress"]
+    if prog["next"]:
+        lines.append(f"{prog['left']:,} IRR more spend to tier {prog['next']}")
+    if view["merged_into"]:
+        lines.append(f"merged into {_who(view['merged_into'])}")
     if view["cards"]:
         lines.append("cards " + ", ".join(clean(c, 24) for c in view["cards"]))
     if view.get("birthday"):
         lines.append(f"birthday {clean(str(view['birthday']), 12)}")
-    live = [lot for lot in view["lots"] if lot["remaining"]]
-    if live:
+    if view["lots"]:
         lines.append("points by lot:")
-        for lot in live:
+        for lot in view["lots"]:
             exp = lot["expires_day"]
             until = f"  expires {jalali.format_date(int(exp))}" if exp is not None else ""
             src = f"  from {clean(lot['device'], 20)}/{lot['seq']}" if lot["device"] else ""
@@ -273,8 +313,8 @@ def _who(member: str) -> str:
 
 
 def _history_line(h: dict[str, Any]) -> str:
-    if "device_time_ms" in h:
-        when = format_timestamp(int(h["device_time_ms"]) // 1000, int(h["utc_offset_min"]))
+    if "wall_ms" in h:
+        when = format_timestamp(int(h["wall_ms"]) // 1000, int(h["offset_min"]))
         day = jalali.format_date(days_from_civil(*(int(x) for x in when[:10].split("-"))))
         stamp = f"{day} {when[11:16]}"
     else:
@@ -476,18 +516,25 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     d.add_argument("--reason")
     d.add_argument("--after-seq", type=int, help="last seq still accepted (revoke)")
     d.add_argument("--json", action="store_true")
+    d.add_argument("--by", help="who does it, for the audit log (default: cli:$USER)")
     d.set_defaults(fn=cmd_devices)
     e = sub.add_parser("enroll-token", help="a one-time token to enroll a new terminal")
     e.add_argument("--tenant", required=True)
     e.add_argument("--store", required=True)
     e.add_argument("--device", help="the only device id the token may enroll")
     e.add_argument("--ttl", default="24h", help="how long it is valid: 90s, 30m, 24h, 7d")
+    e.add_argument("--by", help="who does it, for the audit log (default: cli:$USER)")
     e.set_defaults(fn=cmd_enroll_token)
     m = sub.add_parser("member", help="a member's balance, lots and history")
-    m.add_argument("action", choices=["show"])
+    m.add_argument("action", choices=["show", "adjust", "link"])
     m.add_argument("member", help="phone number (any form) or card:UID")
     m.add_argument("--history", type=int, default=20)
+    m.add_argument("--points", type=int, default=0, help="points to grant, negative to remove")
+    m.add_argument("--wallet", type=int, default=0, help="wallet Rials to grant or remove")
+    m.add_argument("--card", help="the card to make this phone member's (link)")
+    m.add_argument("--reason", help="why (adjust, link): kept in the audit log")
     m.add_argument("--json", action="store_true")
+    m.add_argument("--by", help="who does it, for the audit log (default: cli:$USER)")
     m.set_defaults(fn=cmd_member)
     q = sub.add_parser("quarantine", help="refused messages")
     q.add_argument("action", choices=["list", "admit", "dismiss"])
@@ -512,6 +559,10 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     lg = sub.add_parser("ledger", help="invariants and the expiry job")
     lg.add_argument("action", choices=["check", "expire"])
     lg.set_defaults(fn=cmd_ledger)
+    console_cli.add_parsers(sub, _db, _ledger_url, load_rules)
+    for cmd in sub.choices.values():  # --ledger and --rules after the command too
+        cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return ap
 
 

@@ -98,6 +98,7 @@ class Agent:
                 self.identity,
                 downlink={topics.rules(t): self.on_rules, topics.snapshot(t): self.on_snapshots},
                 on_conflict=self.on_conflict,
+                status_info=self._status_info,
             )
         self.call(self._open_db)
 
@@ -220,6 +221,8 @@ class Agent:
                 (RULES_KV, raw),
             )
         log.info("rules bundle v%d in force (%d rules)", rs.version, len(rs.rules))
+        if self.uplink is not None:
+            self.uplink.announce()  # head office sees the rollout
 
     # -- downlink (called in the uplink thread) ------------------------------------------------
 
@@ -235,6 +238,10 @@ class Agent:
                 )
 
         self.submit(work)
+
+    def _status_info(self) -> dict[str, int]:
+        rs = self.book.current  # read by the uplink thread: one attribute, replaced whole
+        return {"rules_version": rs.version} if rs is not None else {}
 
     def on_conflict(self, applied: int, ack_hash: bytes | None, why: str) -> None:
         """Head office's ack shows a chain this terminal does not hold (uplink thread)."""

@@ -61,6 +61,10 @@
           │        GatewayTimeoutError
           ├── TemplateError, OccasionError  cloud_broker.messages: a template, an occasion
           │                               (also ValueError)
+          ├── ClubError                   cloud_broker.club.errors: head office refuses a
+          │    │                          person's request (``.code`` for a page or the API)
+          │    ├── NotAllowedError        the operator's role may not do this
+          │    └── CsrfError              cloud_broker.console.web: a form not from the console
           ├── ScenarioError               hw_sim.scenario: a simulator scenario file
           ├── WireError                   hw_sim.zvt_wire: bytes the simulated terminal refuses
           └── DemoError                   demo.world: the demo could not be set up

@@ -31,9 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_broker.ledger.db import Tx, chunks, marks
-from edge.core import record as R
 from edge.core.ruleset import RuleSet
-from edge.protocol.record import parse
 
 PTS = "PTS"
 IRR = "IRR"
@@ -572,91 +570,4 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
             ms.dirty = True
             out[m] = total
     books.flush(today)
-    return out
-
-
-def member_view(tx: Tx, member: str, history: int = 50) -> dict[str, Any] | None:
-    """A member's balances, lots and recent journal entries (operator CLI)."""
-    row = tx.one(
-        "SELECT member, tenant, points, wallet, tier, visits, birthday, "
-        "birthday_claimed, version, created_at FROM members WHERE member = ?",
-        (member,),
-    )
-    if row is None:
-        return None
-    names = (
-        "member",
-        "tenant",
-        "points",
-        "wallet",
-        "tier",
-        "visits",
-        "birthday",
-        "birthday_claimed",
-        "version",
-        "created_at",
-    )
-    out: dict[str, Any] = dict(zip(names, row, strict=True))
-    out["cards"] = [
-        r[0]
-        for r in tx.all("SELECT card FROM member_cards WHERE member = ? ORDER BY card", (member,))
-    ]
-    out["lots"] = [
-        dict(
-            zip(
-                ("id", "kind", "earned", "remaining", "earned_day", "expires_day", "device", "seq"),
-                r,
-                strict=True,
-            )
-        )
-        for r in tx.all(
-            "SELECT id, kind, earned, remaining, earned_day, "
-            "expires_day, device, seq FROM lots WHERE member = ? "
-            "ORDER BY id",
-            (member,),
-        )
-    ]
-    journals = tx.all(
-        "SELECT j.id, j.kind, j.device, j.seq, j.day, j.at, COALESCE(r.store, a.store), "
-        "COALESCE(r.raw, a.raw) FROM journals j LEFT JOIN records r ON r.journal_id = j.id "
-        "LEFT JOIN admitted a ON a.journal_id = j.id WHERE j.member = ? "
-        "ORDER BY j.id DESC LIMIT ?",
-        (member, history),
-    )
-    hist = []
-    for jid, kind, device, seq, day, at, store, raw in journals:
-        entries = tx.all(
-            "SELECT unit, amount FROM entries WHERE journal_id = ? AND account LIKE ?",
-            (jid, f"M:{member}:%"),
-        )
-        delta = {PTS: 0, IRR: 0}
-        for unit, amount in entries:
-            delta[unit] += int(amount)
-        item: dict[str, Any] = {
-            "journal": jid,
-            "kind": kind,
-            "device": device,
-            "seq": seq,
-            "store": store,
-            "day": day,
-            "at": at,
-            "points": delta[PTS],
-            "wallet": delta[IRR],
-        }
-        if raw is not None:
-            item.update(_record_money(bytes(raw)))
-        hist.append(item)
-    out["history"] = hist
-    return out
-
-
-def _record_money(raw: bytes) -> dict[str, Any]:
-    """What a record says about money and when (for a member's history)."""
-    p = parse(raw).payload
-    t = p[R.K_TIME]
-    out: dict[str, Any] = {"device_time_ms": t[R.T_WALL], "utc_offset_min": t[R.T_OFFSET]}
-    a = p.get(R.K_AMOUNTS)
-    if a is not None:
-        out["amount"] = a[R.A_PAID]
-        out["subtotal"] = a[R.A_GROSS]
     return out

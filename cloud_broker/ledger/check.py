@@ -13,6 +13,9 @@
    ``broken_chain``, ``orphaned``, ``revoked``) is left unresolved: it may be a paid sale,
    and a ledger missing one is not OK until it is admitted or dismissed with a reason.
 
+7. the daily sales figures (``sales_daily``, kept by the reconciler in the transaction that
+   applies each record) equal what the records themselves add up to.
+
 Each failure is reported with the rows that break it (up to ``limit`` of them).
 """
 
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 
 from cloud_broker.ledger.db import Database, Tx
 from edge.core import record as R
+from edge.protocol.record import parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +174,7 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             "quarantine #{0}: {1} seq {2} ({3}) is validly signed and may be a paid sale: "
             "admit or dismiss it (cloud_broker quarantine admit|dismiss)",
         )
+        out.extend(_daily(tx, limit))
         stats = {}
         for name, sql in (
             ("devices", "SELECT COUNT(*) FROM devices"),
@@ -192,3 +197,36 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
 def _zero(tx: Tx) -> str:
     hexed = R.ZERO_HASH.hex()
     return f"'\\x{hexed}'::bytea" if tx.dialect == "postgresql" else f"X'{hexed}'"
+
+
+def _daily(tx: Tx, limit: int) -> list[Failure]:
+    """sales_daily against a recomputation from every sale, refund and void applied."""
+    from cloud_broker.reconcile.postings import DAILY_COLUMNS, daily_figures  # noqa: PLC0415
+    from cloud_broker.reconcile.reconciler import local_day  # noqa: PLC0415
+
+    want: dict[tuple[str, str, int, int], list[int]] = {}
+    for table in ("records", "admitted"):
+        for raw, member in tx.all(
+            f"SELECT raw, member FROM {table} WHERE type IN ('sale', 'refund', 'void')"
+        ):
+            p = parse(bytes(raw)).payload
+            key = (str(p[R.K_TENANT]), str(p[R.K_STORE]), local_day(p), int(member is not None))
+            row = want.setdefault(key, [0] * len(DAILY_COLUMNS))
+            for i, v in enumerate(daily_figures(p)):
+                row[i] += v
+    have = {
+        (str(r[0]), str(r[1]), int(r[2]), int(r[3])): [int(x) for x in r[4:]]
+        for r in tx.all(
+            f"SELECT tenant, store, day, member, {', '.join(DAILY_COLUMNS)} FROM sales_daily"
+        )
+    }
+    zero = [0] * len(DAILY_COLUMNS)
+    bad = [k for k in sorted(set(want) | set(have)) if want.get(k, zero) != have.get(k, zero)]
+    return [
+        Failure(
+            "daily sales = records",
+            f"{k[1]} day {k[2]} {'members' if k[3] else 'anonymous'}: table {have.get(k, zero)}, "
+            f"records {want.get(k, zero)}",
+        )
+        for k in bad[:limit]
+    ]

@@ -214,7 +214,7 @@ class Database:
         """One query in a read-only transaction."""
         return self.run(lambda tx: tx.all(sql, params), write=False)
 
-    def migrate(self, migrations: Sequence[str]) -> int:
+    def migrate(self, migrations: Sequence[str | dict[str, list[str]]]) -> int:
         """Apply the migrations not applied yet; returns the schema version."""
         tokens = _DIALECT_TOKENS[self.dialect]
 
@@ -230,7 +230,15 @@ class Database:
                     f"ledger schema {done} is newer than this software ({len(migrations)})"
                 )
             for v in range(done, len(migrations)):
-                for stmt in migrations[v].format(**tokens).split(";"):
+                m = migrations[v]
+                # a string: statements split at ";"; a dict: each dialect's own statements,
+                # whole (trigger bodies hold ";" of their own)
+                stmts = (
+                    m.format(**tokens).split(";")
+                    if isinstance(m, str)
+                    else [x.format(**tokens) for x in m[self.dialect]]
+                )
+                for stmt in stmts:
                     if stmt.strip():
                         tx.execute(stmt)
                 tx.execute(

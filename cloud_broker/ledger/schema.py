@@ -4,7 +4,7 @@ Tokens: ``{id}`` an auto-increment primary key, ``{blob}`` bytes, ``{bigint}`` a
 integer.  docs/ledger.md explains the tables.
 """
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | dict[str, list[str]]] = [
     # 1: registry, records, the double-entry ledger, lots, members, quarantine, alerts,
     #    the reconciled stream outbox
     """
@@ -208,4 +208,118 @@ MIGRATIONS: list[str] = [
     ALTER TABLE alerts ADD COLUMN acknowledged_at {bigint};
     ALTER TABLE alerts ADD COLUMN acknowledged_by TEXT
     """,
+    # 3: head office as an application: operators and their sessions, the append-only audit
+    #    log, stores, what terminals say of themselves, members' profiles, card-to-phone
+    #    merges, idempotency of changes people make, and the durable queue of member
+    #    snapshots other processes (the console) ask the reconciler service to publish
+    """
+    CREATE TABLE operators (
+        id {id},
+        username TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        disabled_at {bigint},
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until {bigint},
+        last_login_at {bigint}
+    );
+    CREATE TABLE console_sessions (
+        sid_hash {blob} PRIMARY KEY,
+        operator_id {bigint} NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        last_seen_at {bigint} NOT NULL,
+        ended_at {bigint}
+    );
+    CREATE TABLE audit_log (
+        id {id},
+        at {bigint} NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        detail TEXT NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX audit_log_target ON audit_log (target, id);
+    CREATE TABLE stores (
+        store TEXT PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        name_fa TEXT NOT NULL,
+        name_en TEXT NOT NULL,
+        city TEXT,
+        created_at {bigint} NOT NULL
+    );
+    CREATE TABLE device_status (
+        device TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        reason TEXT,
+        depth {bigint},
+        applied_through {bigint},
+        rules_version {bigint},
+        device_wall_ms {bigint},
+        received_at {bigint} NOT NULL
+    );
+    ALTER TABLE members ADD COLUMN name TEXT;
+    ALTER TABLE members ADD COLUMN name_key TEXT;
+    ALTER TABLE members ADD COLUMN anniversary TEXT;
+    ALTER TABLE members ADD COLUMN sms_opt_out INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE members ADD COLUMN merged_into TEXT;
+    CREATE INDEX members_name ON members (name_key);
+    CREATE TABLE member_merges (
+        from_member TEXT PRIMARY KEY,
+        into_member TEXT NOT NULL,
+        journal_id {bigint} NOT NULL,
+        at {bigint} NOT NULL,
+        actor TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE changes (
+        idem TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        journal_id {bigint},
+        audit_id {bigint} NOT NULL,
+        at {bigint} NOT NULL
+    );
+    CREATE TABLE snapshot_queue (
+        id {id},
+        member TEXT NOT NULL,
+        queued_at {bigint} NOT NULL
+    );
+    CREATE INDEX journals_kind ON journals (kind, id);
+    CREATE INDEX members_created ON members (created_at);
+    CREATE TABLE sales_daily (
+        tenant TEXT NOT NULL,
+        store TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        member INTEGER NOT NULL,
+        sales {bigint} NOT NULL DEFAULT 0,
+        gross {bigint} NOT NULL DEFAULT 0,
+        discount {bigint} NOT NULL DEFAULT 0,
+        wallet_used {bigint} NOT NULL DEFAULT 0,
+        revenue {bigint} NOT NULL DEFAULT 0,
+        points_earned {bigint} NOT NULL DEFAULT 0,
+        points_redeemed {bigint} NOT NULL DEFAULT 0,
+        cashback {bigint} NOT NULL DEFAULT 0,
+        refunds {bigint} NOT NULL DEFAULT 0,
+        refunded {bigint} NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, store, day, member)
+    )
+    """,
+    # 4: the audit log is append-only in the database itself, whoever connects
+    {
+        "sqlite": [
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        ],
+        "postgresql": [
+            "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$",
+            "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+        ],
+    },
 ]

@@ -16,7 +16,7 @@ device and may be paid sales, so ``ledger check`` fails while any of them (or a
    twice books once) apart from the device's chain in ``records``;
 3. or dismisses one that is not a sale anyone paid for (:func:`dismiss`), with a reason.
 
-Every resolution names who made it and why.
+Every resolution names who made it and why, in the audit log too (same transaction).
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from cloud_broker.ledger import audit
 from cloud_broker.ledger.db import Database, Tx
+from cloud_broker.reconcile.postings import flush_daily
 from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply
 from cloud_broker.registry import devices as registry
 from edge.core import record as R
@@ -72,6 +74,8 @@ def _resolve(tx: Tx, qid: int, how: str, by: str, note: str) -> None:
         "resolution_note = ? WHERE id = ?",
         (int(time.time() * 1000), how, by, note, qid),
     )
+    action = "quarantine.admit" if how == "admitted" else "quarantine.dismiss"
+    audit.record(tx, by, action, f"quarantine:{qid}", {}, note)
 
 
 def _note(by: str, reason: str) -> tuple[str, str]:
@@ -116,6 +120,7 @@ def admit(rc: Reconciler, qid: int, by: str, reason: str) -> Admitted:
         jid = a.post(Incoming(str(topic), raw), rec, admitted=True)
         a.books.use(rc.rs)
         a.books.flush(a.today)
+        flush_daily(tx, a.daily)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", a.stream)
         tx.execute(
             "INSERT INTO admitted (hash, device, seq, tenant, store, type, member, "

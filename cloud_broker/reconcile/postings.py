@@ -14,6 +14,65 @@ from edge.core.dates import format_timestamp
 from edge.core.ruleset import RuleSet
 from edge.protocol.record import Record
 
+# the columns of sales_daily after its key, in the order of DailyRow's values
+DAILY_COLUMNS = (
+    "sales",
+    "gross",
+    "discount",
+    "wallet_used",
+    "revenue",
+    "points_earned",
+    "points_redeemed",
+    "cashback",
+    "refunds",
+    "refunded",
+)
+DailyKey = tuple[str, str, int, int]  # tenant, store, day, 1 for a member's (0 anonymous)
+
+
+def daily_figures(p: dict[int, Any]) -> list[int]:
+    """What one sale, refund or void adds to its day's row of ``sales_daily`` (the same
+    function serves the reconciler and ``ledger check``'s recomputation)."""
+    a, pts, w = p[R.K_AMOUNTS], p[R.K_POINTS], p[R.K_WALLET]
+    if p[R.K_TYPE] == "sale":
+        return [
+            1,
+            a[R.A_GROSS],
+            a[R.A_DISCOUNT],
+            a[R.A_WALLET],
+            a[R.A_PAID],
+            pts[R.P_EARNED],
+            pts[R.P_REDEEMED],
+            w[R.W_CASHBACK],
+            0,
+            0,
+        ]
+    # a refund or void: what it gives back comes off the day of the refund
+    return [
+        0,
+        0,
+        0,
+        0,
+        0,
+        -pts[R.P_EARNED],
+        -pts[R.P_REDEEMED],
+        -w[R.W_CASHBACK],
+        1,
+        a[R.A_PAID],
+    ]
+
+
+def flush_daily(tx: Tx, rows: dict[DailyKey, list[int]]) -> None:
+    """Add the batch's figures to ``sales_daily`` (one upsert per row touched)."""
+    cols = ", ".join(DAILY_COLUMNS)
+    marks_ = ", ".join("?" * len(DAILY_COLUMNS))
+    sets = ", ".join(f"{c} = sales_daily.{c} + excluded.{c}" for c in DAILY_COLUMNS)
+    tx.executemany(
+        f"INSERT INTO sales_daily (tenant, store, day, member, {cols}) VALUES (?, ?, ?, ?, "
+        f"{marks_}) ON CONFLICT (tenant, store, day, member) DO UPDATE SET {sets}",
+        [(*k, *v) for k, v in sorted(rows.items())],
+    )
+
 
 class Postings:
     """Ledger postings of one applied record; the applier provides the state below."""
@@ -23,12 +82,20 @@ class Postings:
     rs: RuleSet
     # (device, seq) -> (hash, journal id, member, day, store, tenant) of records applied
     in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str, str]]
+    daily: dict[DailyKey, list[int]]
+
+    def count_day(self, p: dict[int, Any], day: int, member: bool) -> None:
+        key = (str(p[R.K_TENANT]), str(p[R.K_STORE]), day, int(member))
+        row = self.daily.setdefault(key, [0] * len(DAILY_COLUMNS))
+        for i, v in enumerate(daily_figures(p)):
+            row[i] += v
 
     def sale(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
         earned, redeemed = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
         used, cashback = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
+        self.count_day(p, day, ms is not None)
         if ms is None:
             if earned or redeemed or used or cashback:
                 self.books.alert(
@@ -104,6 +171,7 @@ class Postings:
         reversed_, returned = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
         w_returned, cb_reversed = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
         orig_jid, orig_day, orig_store = self._orig(p, ms.member if ms else None)
+        self.count_day(p, day, ms is not None)
         o = p[R.K_ORIG]
         if orig_jid is None:
             self.books.alert(

@@ -32,7 +32,7 @@ from cloud_broker.ledger import books as ledger
 from cloud_broker.ledger.books import Books
 from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.ledger.rulebooks import RuleBooks
-from cloud_broker.reconcile.postings import Postings, stream_body
+from cloud_broker.reconcile.postings import DailyKey, Postings, flush_daily, stream_body
 from cloud_broker.registry.devices import DeviceInfo, RegistryCache, last_accepted
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
@@ -264,6 +264,7 @@ class _Apply(Postings):
         self.home: dict[str, tuple[str, str]] = {}  # device -> its registered tenant, store
         self.today = (now // 1000 + rc.utc_offset_min * 60) // 86400
         self.parked: set[tuple[str, int]] = set()  # waiting for their rules bundle
+        self.daily: dict[DailyKey, list[int]] = {}  # sales_daily, added at the end
 
     def refuse(
         self,
@@ -339,6 +340,7 @@ class _Apply(Postings):
         )
         self.books.use(self.rc.rs)  # tiers follow the newest bundle
         self.out.members = self.books.flush(self.today)
+        flush_daily(tx, self.daily)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", self.stream)
         self.out.stream = len(self.stream)
         return self.out

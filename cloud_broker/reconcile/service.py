@@ -48,6 +48,7 @@ from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.reconcile.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
 from cloud_broker.reconcile.screen import ProcessScreener
 from cloud_broker.registry import enrollment
+from cloud_broker.registry import status as device_status
 from edge.backoff import Backoff
 from edge.core.ruleset import RuleSet
 from edge.protocol import messages, snapshots, topics
@@ -94,6 +95,8 @@ class Service:
         self._q: queue.Queue[Incoming] = queue.Queue()
         self._prov: queue.Queue[Incoming] = queue.Queue()  # provisioning requests
         self._bundles: queue.Queue[Incoming] = queue.Queue()  # rules bundles published
+        self._statuses: queue.Queue[Incoming] = queue.Queue()  # what terminals say of themselves
+        self._last_queue_scan = 0.0
         self._stop = threading.Event()
         self._connected = threading.Event()
         self._lock = threading.Lock()
@@ -139,6 +142,7 @@ class Service:
         c.subscribe(self._topic(topics.enroll_all("+")), qos=1)
         if self.cfg.rules_pub is not None:  # retained: every process sees the newest
             c.subscribe(topics.rules("+"), qos=1)
+        c.subscribe(topics.status_all("+"), qos=1)  # retained: each terminal's last word
         self._connected.set()
         log.info("connected to %s, subscribed to %s", self.cfg.broker.url, self._topic())
 
@@ -153,6 +157,8 @@ class Service:
             self._prov.put(incoming)
         elif msg.topic.endswith("/rules"):
             self._bundles.put(incoming)
+        elif topics.parse_status(msg.topic) is not None:
+            self._statuses.put(incoming)
         else:
             self._q.put(incoming)
 
@@ -195,6 +201,7 @@ class Service:
                 self._handle(b, f)
             self._provisioning()
             self._new_bundles()
+            self._device_statuses()
             self._housekeeping()
         if self.screener is not None:
             self.screener.close()
@@ -308,6 +315,30 @@ class Service:
                 self._client.ack(mid, qos)
         if got:
             self._retry_parked()
+
+    def _device_statuses(self) -> None:
+        while True:
+            try:
+                msg = self._statuses.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                device_status.record(self.db, msg.topic, msg.raw)
+            except self.db.errors as e:
+                log.warning("a terminal's status was not kept (%s)", e)
+            mid, qos = msg.token
+            if qos:
+                self._client.ack(mid, qos)
+
+    def _queued_snapshots(self) -> None:
+        """Members whose balances another process changed (the console's adjustments and
+        merges): their snapshots go to the stores, then the queue rows go."""
+        rows = self.db.read("SELECT id, member FROM snapshot_queue ORDER BY id LIMIT 5000")
+        if not rows:
+            return
+        self._publish_snapshots(sorted({str(r[1]) for r in rows}))
+        top = max(int(r[0]) for r in rows)
+        self.db.run(lambda tx: tx.execute("DELETE FROM snapshot_queue WHERE id <= ?", (top,)))
 
     def _retry_parked(self) -> None:
         try:
@@ -425,6 +456,9 @@ class Service:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if self.cfg.snapshots and now - self._last_queue_scan >= self.cfg.snapshot_interval:
+            self._last_queue_scan = now
+            self._queued_snapshots()
         if self._snap_pending and now - self._last_snap >= self.cfg.snapshot_interval:
             self._last_snap = now
             members, self._snap_pending = sorted(self._snap_pending), set()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from cloud_broker.ledger import audit
 from cloud_broker.ledger.db import Database, Tx
 from edge.errors import ConfigError
 from edge.protocol import topics
@@ -59,9 +60,11 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def register_tx(tx: Tx, device: str, tenant: str, store: str, public_key: bytes) -> None:
+def register_tx(
+    tx: Tx, device: str, tenant: str, store: str, public_key: bytes, by: str = "system"
+) -> None:
     """:func:`register` inside the caller's transaction (enrollment marks its token used
-    in the same one)."""
+    in the same one); audited as done ``by``."""
     for value, what in ((device, "device"), (tenant, "tenant"), (store, "store")):
         topics.check_id(value, what)
     if len(public_key) != 32:
@@ -84,6 +87,7 @@ def register_tx(tx: Tx, device: str, tenant: str, store: str, public_key: bytes)
         "INSERT INTO device_keys (device, from_seq, public_key, created_at) VALUES (?, 1, ?, ?)",
         (device, public_key, t),
     )
+    audit.record(tx, by, "device.register", f"device:{device}", {"tenant": tenant, "store": store})
 
 
 def other_tenant(tx: Tx, tenant: str) -> str | None:
@@ -103,9 +107,11 @@ def check_tenant(tx: Tx, tenant: str) -> None:
         )
 
 
-def register(db: Database, device: str, tenant: str, store: str, public_key: bytes) -> None:
+def register(
+    db: Database, device: str, tenant: str, store: str, public_key: bytes, by: str = "system"
+) -> None:
     """Add a device with its public key, in force from seq 1."""
-    db.run(lambda tx: register_tx(tx, device, tenant, store, public_key))
+    db.run(lambda tx: register_tx(tx, device, tenant, store, public_key, by))
 
 
 def rotate_key_tx(tx: Tx, device: str, public_key: bytes, from_seq: int) -> None:
@@ -154,8 +160,10 @@ def rotate_key(db: Database, device: str, public_key: bytes, from_seq: int) -> N
     db.run(lambda tx: rotate_key_tx(tx, device, public_key, from_seq))
 
 
-def revoke_tx(tx: Tx, device: str, reason: str, after_seq: int | None = None) -> int:
-    """:func:`revoke` inside the caller's transaction."""
+def revoke_tx(
+    tx: Tx, device: str, reason: str, after_seq: int | None = None, by: str = "system"
+) -> int:
+    """:func:`revoke` inside the caller's transaction; audited as done ``by``."""
     row = tx.one("SELECT applied_through, status FROM devices WHERE device = ?", (device,))
     if row is None:
         raise ConfigError("device", f"unknown device {device}")
@@ -165,13 +173,16 @@ def revoke_tx(tx: Tx, device: str, reason: str, after_seq: int | None = None) ->
         "revoked_after_seq = ? WHERE device = ?",
         (now_ms(), reason, last, device),
     )
+    audit.record(tx, by, "device.revoke", f"device:{device}", {"after_seq": last}, reason)
     return last
 
 
-def revoke(db: Database, device: str, reason: str, after_seq: int | None = None) -> int:
+def revoke(
+    db: Database, device: str, reason: str, after_seq: int | None = None, by: str = "system"
+) -> int:
     """Revoke a device; records with seq > ``after_seq`` (default: what was applied so
     far) are refused from now on.  Returns the last seq accepted."""
-    return db.run(lambda tx: revoke_tx(tx, device, reason, after_seq))
+    return db.run(lambda tx: revoke_tx(tx, device, reason, after_seq, by))
 
 
 def load(tx: Tx, device: str) -> DeviceInfo | None:

@@ -24,6 +24,7 @@ import secrets
 import time
 from collections.abc import Callable
 
+from cloud_broker.ledger import audit
 from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.registry import devices as registry
 from edge.errors import ConfigError, LoyaltyError, ProtocolError, SignatureError
@@ -73,9 +74,11 @@ def issue_token(
     device: str | None = None,
     ttl: int = DEFAULT_TTL,
     now: int | None = None,
+    by: str = "system",
 ) -> tuple[str, int]:
     """A new one-time token for ``tenant``/``store`` (and only ``device``, if given);
-    returns (the token, its expiry in ms).  The token itself is not stored."""
+    returns (the token, its expiry in ms).  The token itself is not stored; issuing it is
+    audited as done ``by``."""
     topics.check_id(tenant, "tenant")
     topics.check_id(store, "store")
     if device is not None:
@@ -92,6 +95,9 @@ def issue_token(
             "INSERT INTO enroll_tokens (token_hash, tenant, store, device, created_at, "
             "expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (token_hash(token), tenant, store, device, t, expires),
+        )
+        audit.record(
+            tx, by, "token.issue", f"store:{store}", {"device": device, "expires_at": expires}
         )
 
     db.run(issue)
@@ -315,7 +321,7 @@ def _enroll(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
             "این توکن همین حالا با درخواست دیگری به کار رفت؛ توکن تازه بگیرید",
             security=True,
         )
-    registry.register_tx(tx, req.device, req.tenant, req.store, req.public_key)
+    registry.register_tx(tx, req.device, req.tenant, req.store, req.public_key, by="enrollment")
     log.info("enrolled %s for %s/%s", req.device, req.tenant, req.store)
     return Reply(req.nonce, True, "enrolled", *_enrolled_text(req), None, t)
 
@@ -406,7 +412,9 @@ def _decommission(tx: Tx, s: Sign1, req: Request, t: int) -> Reply:
             f"{req.seq} می‌داند",
             security=True,
         )
-    registry.revoke_tx(tx, req.device, "decommissioned by a technician", after_seq=req.seq)
+    registry.revoke_tx(
+        tx, req.device, "decommissioned by a technician", after_seq=req.seq, by="technician"
+    )
     log.info("decommissioned %s after seq %d", req.device, req.seq)
     return _decommissioned(req, t)
 

@@ -74,6 +74,7 @@ _POLICY_FIELDS = (
     "offline_wallet_limit",
     "refund_clawback",
     "point_value_rials",
+    "adjust_overdraft",
 )
 CLAWBACK = ("deduct", "overdraft")
 _LIMIT_FIELDS = (
@@ -556,6 +557,8 @@ def compile_rules(doc):
         "refund_clawback": pol.get("refund_clawback", "deduct"),
         # what a point is worth when it has to be paid back in money (0: it cannot be)
         "point_value_rials": _int("policy", pol, "point_value_rials", 0, 1000000000, 0),
+        # head office's adjustments may take a balance below zero (1) or not (0)
+        "adjust_overdraft": _int("policy", pol, "adjust_overdraft", 0, 1, 0),
     }
     if rs.policy["refund_clawback"] not in CLAWBACK:
         raise _fail("policy", "refund_clawback must be deduct or overdraft")

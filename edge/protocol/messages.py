@@ -64,13 +64,14 @@ def decode_gap(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
-def encode_status(state: str, reason: str = "", **info: int) -> bytes:
+def encode_status(state: str, reason: str = "", **info: int | None) -> bytes:
     keys = {"depth": 2, "applied_through": 3, "rules_version": 4, "wall_ms": 5}
     m: dict[int, Any] = {0: state}
     if reason:
         m[1] = reason
     for k, v in info.items():
-        m[keys[k]] = v
+        if v is not None:
+            m[keys[k]] = v
     return cbor.encode(m)
 
 

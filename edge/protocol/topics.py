@@ -62,6 +62,18 @@ def reconciled(tenant: str, store: str) -> str:
     return f"{ROOT}/{tenant}/reconciled/{store}"
 
 
+def status_all(tenant: str = "+") -> str:
+    return f"{ROOT}/{tenant}/status/+"
+
+
+def parse_status(topic: str) -> tuple[str, str] | None:
+    """(tenant, device) of a status topic, or None."""
+    parts = topic.split("/")
+    if len(parts) != 5 or "/".join(parts[:2]) != ROOT or parts[3] != "status":
+        return None
+    return parts[2], parts[4]
+
+
 def parse_records(topic: str) -> tuple[str, str, str] | None:
     """(tenant, store, device) of a records topic, or None if it is not one."""
     parts = topic.split("/")

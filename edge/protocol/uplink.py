@@ -59,6 +59,7 @@ class UplinkConfig:
     window: int = 64
     resend_after: float = 20.0
     poll_interval: float = 0.5
+    status_every: float = 60.0  # the retained status (depth, rules version) refreshed
     connect_timeout: float = 5.0
 
 
@@ -70,6 +71,7 @@ class Uplink(threading.Thread):
         identity: Identity,
         downlink: dict[str, Callable[[bytes], None]] | None = None,
         on_conflict: Callable[[int, bytes | None, str], None] | None = None,
+        status_info: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         super().__init__(name=f"uplink-{identity.device}", daemon=True)
         self.cfg = cfg
@@ -113,6 +115,9 @@ class Uplink(threading.Thread):
         # head office's ack shows a chain this terminal does not hold (called in this thread)
         self._on_conflict = on_conflict
         self._conflict_told = False
+        self._status_info = status_info  # extra status fields (the agent's rules version)
+        self._status_sent = 0.0
+        self._announce = False
 
     # -- public, thread-safe ------------------------------------------------------------
 
@@ -167,6 +172,11 @@ class Uplink(threading.Thread):
                 return
         self._apply_ack()
         self._pump()
+        if self._client is not None and (
+            self._announce or time.monotonic() - self._status_sent >= self.cfg.status_every
+        ):
+            self._announce = False
+            self._publish_status(self._client)
         busy = bool(self._resend) or (self._more and len(self._inflight) < self.cfg.window)
         self._io(self._client, 0.0 if busy else self.cfg.poll_interval)
 
@@ -294,17 +304,7 @@ class Uplink(threading.Thread):
         )
         assert self._view is not None
         last, self._applied = self._view.counters()
-        client.publish(
-            self._status_topic,
-            messages.encode_status(
-                "online",
-                depth=max(0, last - self._applied),
-                applied_through=self._applied,
-                wall_ms=int(time.time() * 1000),
-            ),
-            qos=1,
-            retain=True,
-        )
+        self._publish_status(client)
         self._inflight.clear()
         self._next = self._applied + 1
         self._last_progress = time.monotonic()
@@ -312,6 +312,31 @@ class Uplink(threading.Thread):
         log.info(
             "connected to %s; %d records to send", self.cfg.broker.url, max(0, last - self._applied)
         )
+
+    def _publish_status(self, client: mqtt.Client) -> None:
+        """The retained status head office's console shows: online, the outbox depth,
+        ``applied_through`` and what ``status_info`` adds (the rules version in force)."""
+        assert self._view is not None
+        last, applied = self._view.counters()
+        info = dict(self._status_info()) if self._status_info is not None else {}
+        client.publish(
+            self._status_topic,
+            messages.encode_status(
+                "online",
+                depth=max(0, last - applied),
+                applied_through=applied,
+                wall_ms=int(time.time() * 1000),
+                rules_version=info.get("rules_version"),
+            ),
+            qos=1,
+            retain=True,
+        )
+        self._status_sent = time.monotonic()
+
+    def announce(self) -> None:
+        """Publish the status again soon (thread-safe: the rules version changed)."""
+        self._announce = True
+        self.notify()
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         if self._connected:

@@ -1,0 +1,130 @@
+"""The head-office console: a Starlette app with Jinja2 pages and htmx, served by uvicorn
+as its own process beside the reconciler (``python -m cloud_broker console``).
+
+Stack (chosen for a small team that must keep it running): Starlette, a small ASGI
+framework with sessions-free routing we control; Jinja2 templates extended from one layout;
+htmx for the few live parts (search as you type) without a JavaScript build; Tabler's CSS,
+whose right-to-left stylesheet makes Persian pages first-class, and the Vazirmatn font; all
+served by the console itself from ``assets/node_modules`` (``./dev`` installs them with
+``npm ci``): it works with no internet and no CDN.  Every page calls cloud_broker.club;
+none holds SQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from cloud_broker.club.errors import ClubError
+from cloud_broker.console import i18n
+from cloud_broker.console.views import admin, incidents, members, session, stores, today
+from cloud_broker.console.web import LANG_COOKIE, UNIT_COOKIE, ConsoleConfig, Ctx, page
+from edge.errors import ConfigError
+
+log = logging.getLogger("cloud_broker.console")
+HERE = Path(__file__).resolve().parent
+ASSETS = HERE / "assets" / "node_modules"
+VENDOR = {
+    "tabler": ASSETS / "@tabler" / "core" / "dist",
+    "vazirmatn": ASSETS / "vazirmatn",
+    "htmx": ASSETS / "htmx.org" / "dist",
+    "chartjs": ASSETS / "chart.js" / "dist",
+}
+
+
+def vendor_mounts() -> list[Mount]:
+    missing = [str(p) for p in VENDOR.values() if not p.is_dir()]
+    if missing:
+        raise ConfigError(
+            "console assets",
+            f"{missing[0]} is missing: run ./dev setup (it installs them with npm ci)",
+        )
+    return [Mount(f"/vendor/{name}", StaticFiles(directory=path)) for name, path in VENDOR.items()]
+
+
+def create_app(cfg: ConsoleConfig) -> Starlette:
+    ctx = Ctx(cfg)
+
+    def get(path: str, fn: object) -> Route:
+        return Route(path, page(ctx, fn), methods=["GET"])  # type: ignore[arg-type]
+
+    def post(path: str, fn: object) -> Route:
+        return Route(path, page(ctx, fn), methods=["POST"])  # type: ignore[arg-type]
+
+    routes = [
+        get("/", today.dashboard),
+        get("/login", session.login_form),
+        post("/login", session.login),
+        post("/logout", session.logout),
+        get("/switch", session.switch),
+        get("/members", members.search),
+        get("/members/{member}", members.member),
+        post("/members/{member}/adjust", members.adjust),
+        post("/members/{member}/link", members.link_card),
+        post("/members/{member}/edit", members.edit),
+        get("/stores", stores.overview),
+        post("/stores", stores.save_store),
+        post("/stores/token", stores.token),
+        post("/devices/{device}/revoke", stores.revoke),
+        get("/incidents", incidents.overview),
+        post("/alerts/{id}/ack", incidents.acknowledge),
+        post("/quarantine/{id}/resolve", incidents.resolve),
+        get("/audit", admin.audit_log),
+        get("/operators", admin.operator_list),
+        post("/operators", admin.operator_add),
+        post("/operators/{username}/disable", admin.operator_disable),
+        Mount("/static", StaticFiles(directory=HERE / "static")),
+        *vendor_mounts(),
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        i18n.use(request.cookies.get(LANG_COOKIE, "fa"), request.cookies.get(UNIT_COOKIE, "rial"))
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            err = ClubError(
+                "method", "this address does not take that method", "این روش مجاز نیست."
+            )
+        elif status == 404:
+            err = ClubError("not_found", "no such page", "چنین صفحه‌ای وجود ندارد.")
+        else:
+            log.error("console: %s", exc)
+            err = ClubError(
+                "internal", "something went wrong: see the log", "خطای داخلی؛ گزارش را ببینید."
+            )
+        return ctx.render(request, "error.html", status, error=err)
+
+    app = Starlette(routes=routes, exception_handlers={HTTPException: not_found, 500: not_found})
+    app.state.ctx = ctx
+    return app
+
+
+def load_secret(path: Path | None) -> bytes:
+    """The key that signs the console's cookies: ``$LOYALTY_CONSOLE_SECRET``, or a file of
+    mode 0600 (made on first use).  Never stored in the ledger."""
+    env = os.environ.get("LOYALTY_CONSOLE_SECRET")
+    if env:
+        return env.encode()
+    if path is None:
+        raise ConfigError("console secret", "give --secret-file or $LOYALTY_CONSOLE_SECRET")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(
+            "console secret", f"{path} is readable by others: chmod 600 it (it signs sessions)"
+        )
+    data = path.read_bytes().strip()
+    if len(data) < 32:
+        raise ConfigError("console secret", f"{path} holds less than 32 bytes")
+    return data
