@@ -365,10 +365,11 @@ def verify(
 
 
 def members_table(
-    out: Out, ho: HeadOffice, names: dict[str, str], n: int = 6
+    out: Out, ho: HeadOffice, ways: dict[str, str], n: int = 6
 ) -> list[dict[str, Any]]:
+    """The top members with the names head office keeps for them (and how they shopped)."""
     rows = ho.q(
-        "SELECT member, points, wallet, tier, visits FROM members "
+        "SELECT member, points, wallet, tier, visits, name FROM members "
         "ORDER BY points DESC, member LIMIT ?",
         (n,),
     )
@@ -376,12 +377,11 @@ def members_table(
     head = ("member", "name", "tier", "points", "wallet (IRR)", "visits")
     out.line("  {:<22} {:<20} {:<16} {:>8} {:>14} {:>6}".format(*head))
     shown = []
-    for m, pts, wal, tier, visits in rows:
+    for m, pts, wal, tier, visits, name in rows:
         who = receipt.who(m)
+        label = f"{name or ''} ({ways[m]})" if m in ways else str(name or "")
         tier_s = f"{tier} / {tiers.get(tier, tier)}"
-        out.line(
-            f"  {who:<22} {names.get(m, ''):<20} {tier_s:<16} {pts:>8,} {wal:>14,} {visits:>6}"
-        )
+        out.line(f"  {who:<22} {label:<20} {tier_s:<16} {pts:>8,} {wal:>14,} {visits:>6}")
         shown.append({"member": who, "tier": tier, "points": pts, "wallet": wal, "visits": visits})
     return shown
 

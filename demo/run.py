@@ -1,13 +1,16 @@
 """./dev demo: the whole club on one machine, and proof that head office agrees with the tills.
 
     ./dev demo [--stores N] [--customers N] [--visits N] [--broker mqtt://HOST:PORT]
-               [--workdir DIR] [--seed N] [--pace SECONDS] [--offline-store N]
+               [--workdir DIR] [--seed N] [--pace SECONDS] [--offline-store N] [--exit]
 
 Starts a private Mosquitto (unless ``--broker``), head office on SQLite, provisions the stores
 with firmware_tools, lets customers shop while one store (the busiest, or ``--offline-store``)
 loses its link to head office for a while, then holds head office's ledger against the ground
-truth.  Exit status 0 only when every check passes; 1 when one fails; 2 when the demo could not
-be set up.
+truth.  Head office's console runs beside it; the demo ends by printing its address and a
+login and, run in a terminal, keeps head office, the console and the tills running until
+Ctrl-C so that one can click through the members it made (``--exit``, or no terminal, stops
+at once, as scripts and tests want).  Exit status 0 only when every check passes; 1 when one
+fails; 2 when the demo could not be set up.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from cloud_broker.local_broker import LocalMosquitto
+from demo.console import console_check
 from demo.report import (
     GREEN,
     RED,
@@ -46,6 +50,12 @@ from demo.world import DemoError, HeadOffice, StoreTerminal
 from edge.errors import ConfigError
 from edge.protocol.mqtt import BrokerConfig
 
+STORE_NAMES = (
+    ("هایپرشهر ونک", "Hypershahr Vanak"),
+    ("هایپرشهر تجریش", "Hypershahr Tajrish"),
+    ("هایپرشهر صادقیه", "Hypershahr Sadeghiyeh"),
+    ("هایپرشهر پونک", "Hypershahr Pounak"),
+)
 DRAIN_TIMEOUT = 120.0  # seconds head office may take to catch up after the shopping
 
 
@@ -64,6 +74,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pace", type=float, default=0.2, help="seconds between customers")
     p.add_argument(
         "--offline-store", type=int, help="which store (1..N) loses its link (default: the busiest)"
+    )
+    p.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop when the checks are done (default in a terminal: keep head office and its "
+        "console running until Ctrl-C)",
     )
     args = p.parse_args(argv)
     if args.stores < 2:
@@ -203,6 +219,8 @@ def setup(
     ho.setup()
     ho.start()
     out.line(f"  head office   python -m cloud_broker serve   ledger {ho.ledger_url}")
+    ho.start_console()
+    out.line(f"  console       python -m cloud_broker console {ho.console_url}")
     # on a shared broker, device ids of earlier runs have retained acks: take fresh ones
     suffix = f"-{secrets.token_hex(2)}" if args.broker else ""
     terms = []
@@ -281,6 +299,10 @@ def run(out: Out, args: argparse.Namespace, workdir: Path, keep: bool, stack: Ex
     shop_s = time.monotonic() - t0
     out.line(f"  all customers served in {shop_s:.1f}s; waiting for head office to catch up")
     drained = wait_drained(terms, ho, timeout=DRAIN_TIMEOUT)
+    ho.name_people(
+        [(t.store, *STORE_NAMES[i % len(STORE_NAMES)]) for i, t in enumerate(terms)],
+        {c.ref: c.name_fa for c in customers},
+    )
     time.sleep(0.5)  # the last stream messages
     out.line(progress.snapshot())
     progress.stop()
@@ -292,6 +314,8 @@ def run(out: Out, args: argparse.Namespace, workdir: Path, keep: bool, stack: Ex
         cut=offline,
         gave_up_after=None if drained else DRAIN_TIMEOUT,
     )
+    top = [str(r[0]) for r in ho.q("SELECT member FROM members ORDER BY points DESC LIMIT 3")]
+    checks.append(console_check(ho, top))
     return finish(
         out, args, workdir, keep, ho, terms, truth, customers, stream, checks, figures, shop_s
     )
@@ -323,8 +347,7 @@ def finish(
         for en, fa in zip_longest(r["en"], r["fa"], fillvalue=""):
             out.line(f"  {en:<44} {fa}")
     out.head("Members at head office · اعضا در دفتر مرکزی")
-    names = {c.ref: f"{c.name} ({c.way})" for c in customers}
-    shown = members_table(out, ho, names)
+    shown = members_table(out, ho, {c.ref: c.way for c in customers})
     out.head("The reconciled stream (head office consumers) · جریان تطبیق‌شده")
     for kind in ("sale", "offline sale", "refund"):
         body = stream.samples.get(kind)
@@ -388,7 +411,23 @@ def finish(
         (workdir / "summary.json").write_text(
             json.dumps(summary, ensure_ascii=False, indent=2, default=str), "utf-8"
         )
+    show_console(out, ho, args)
     return 0 if ok else 1
+
+
+def show_console(out: Out, ho: HeadOffice, args: argparse.Namespace) -> None:
+    """Where the console is and how to log in; in a terminal, wait for Ctrl-C."""
+    out.head("Head office's console · کنسول دفتر مرکزی")
+    out.line(f"  {ho.console_url}/   user admin   password {ho.console_password}")
+    if args.exit or not sys.stdin.isatty():
+        return
+    out.line("  head office, its console and the tills keep running: press Ctrl-C to stop")
+    out.line("  (دفتر مرکزی و کنسول روشن می‌مانند؛ برای پایان Ctrl-C را بزنید)")
+    try:
+        while ho.console is not None and ho.console.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        out.line("\n  stopping")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Head office makes its rules key and signs the rules with ``firmware_tools rules``, runs the
 reconciler (``python -m cloud_broker serve``) on a SQLite ledger, and issues one enrolment
-token per store (``cloud_broker enroll-token``).  Each store's terminal is provisioned with
+token per store (``cloud_broker enroll-token``); its console (``cloud_broker console``) runs
+beside the reconciler with one admin.  Each store's terminal is provisioned with
 ``firmware_tools init`` (device key, configuration, devices attached), ``enroll`` (the token,
 over MQTT) and ``selftest``, then runs the agent (``python -m edge run``) with simulated
 devices on pseudo-terminals: a PN532 NFC reader, an RDM6300 RFID reader, a QR scanner, a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import select
 import signal
 import subprocess
@@ -22,7 +24,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from cloud_broker.club import changes, operators
+from cloud_broker.club import stores as club_stores
+from cloud_broker.club.errors import ClubError
 from cloud_broker.ledger.db import Database
+from cloud_broker.local_broker import free_port
 from demo.link import Link
 from edge.errors import LoyaltyError
 from edge.protocol.mqtt import BrokerConfig
@@ -124,6 +130,9 @@ class HeadOffice:
         self.rules_pub = self.dir / "rules.pub.pem"
         self.rules_bundle = self.dir / "rules.bundle"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.console: subprocess.Popen[bytes] | None = None
+        self.console_url = ""
+        self.console_password = secrets.token_urlsafe(12)  # the demo's admin, this run only
         self._db: Database | None = None
 
     def setup(self) -> None:
@@ -140,6 +149,41 @@ class HeadOffice:
             "serving",
             "head office (cloud_broker serve)",
         )
+
+    def start_console(self) -> None:
+        """The console beside the reconciler, with one admin (``operators add``, the
+        password on stdin as a script gives it)."""
+        r = subprocess.run(  # noqa: S603 - our own module
+            [sys.executable, "-m", "cloud_broker", "--ledger", self.ledger_url, "operators",
+             "add", "admin", "--role", "admin", "--name", "مدیر باشگاه", "--password-stdin"],
+            cwd=self.dir, input=self.console_password + "\n", capture_output=True, text=True,
+            timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+        )  # fmt: skip
+        if r.returncode != 0:
+            raise DemoError(f"operators add failed: {(r.stdout + r.stderr)[-1000:]}")
+        self.console, line = _spawn(
+            ["cloud_broker", "--ledger", self.ledger_url, "console", "--listen",
+             f"127.0.0.1:{free_port()}", "--secret-file", str(self.dir / "console.secret")],
+            self.dir / "console.log",
+            "console at",
+            "head office's console (cloud_broker console)",
+        )  # fmt: skip
+        self.console_url = line.split()[-1].rstrip("/")
+
+    def name_people(self, stores: list[tuple[str, str, str]], people: dict[str, str]) -> int:
+        """Store names and members' names, entered as head office's staff would (through
+        cloud_broker.club, audited as ``demo``); the members named."""
+        actor = operators.command_line("demo")
+        for store, fa, en in stores:
+            club_stores.save_store(self.db, actor, store, fa, en, "تهران", TENANT)
+        named = 0
+        for member, name in people.items():
+            try:
+                changes.edit_profile(self.db, actor, member, name, "", "", False)
+                named += 1
+            except ClubError:
+                pass  # not at head office (a visit that never reached it): the checks say so
+        return named
 
     def cli(self, module: str, *args: str) -> str:
         return tool(module, *args, cwd=self.dir).stdout
@@ -167,6 +211,7 @@ class HeadOffice:
         return int(rows[0][0]) if rows else 0
 
     def stop(self) -> None:
+        _stop(self.console)
         _stop(self.proc)
         if self._db is not None:
             self._db.close()

@@ -42,13 +42,15 @@ CHECKS = [
     "nothing quarantined",
     "the store that lost its link caught up",
     "every customer was recognised and served",
+    "head office's console shows each member as the ledger holds them",
 ]
 
 
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "demo", *args],
+        [sys.executable, "-m", "demo", "--exit", *args],
         cwd=ROOT,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -75,6 +77,10 @@ def test_demo_runs_the_club_and_head_office_agrees_with_the_ground_truth(tmp_pat
     assert summary["ok"] is True and all(c["ok"] for c in summary["checks"])
     assert [c["name"] for c in summary["checks"]] == CHECKS
     assert "40 of 40 visits served" in out
+    # members' names are head office's (entered through the club), the console's address
+    assert re.search(r"(مریم|رضا|سارا|علی|زهرا) \((pos-phone|keypad|nfc|rfid|qr)\)", out)
+    assert re.search(r"http://127\.0\.0\.1:\d+/ +user admin +password \S{12,}", out)
+    assert "press Ctrl-C" not in out  # --exit: a script's demo ends
     truth = summary["ground_truth"]
     assert len(truth["sales"]) > 20 and truth["declined"] >= 1 and truth["refunds"]
     moves = [h for hs in truth["bank_charged"].values() for h in hs]
@@ -121,7 +127,7 @@ def test_a_tiny_run_cuts_the_busiest_store_or_none(tmp_path: Path) -> None:
     assert not outage["detail"].startswith(f"{cut}: 0 records"), outage
     res = _demo("--stores", "2", "--customers", "1", "--visits", "1", "--pace", "0")
     assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-3000:]
-    assert "no outage: too few visits" in res.stdout and "All 8 checks pass" in res.stdout
+    assert "no outage: too few visits" in res.stdout and "All 9 checks pass" in res.stdout
     assert CHECKS[7] not in res.stdout and "loses its link" not in res.stdout
 
 
@@ -336,3 +342,56 @@ def test_member_check_names_the_member_who_differs() -> None:
     bad = member_check(want, {"+989121234567": {"points": 11, "wallet": 5}})
     assert not bad.ok and "+989121234567" in bad.detail
     assert not member_check(want, {}).ok
+
+
+def test_in_a_terminal_the_demo_keeps_the_console_up_until_ctrl_c(tmp_path: Path) -> None:
+    """Run as a newcomer runs it (stdin a terminal): after the checks the console answers
+    the login the demo printed, until Ctrl-C stops everything."""
+    import os
+    import pty
+    import signal
+
+    from demo.console import ConsoleClient
+    from tests.helpers.wait import until
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [sys.executable, "-m", "demo", "--stores", "2", "--customers", "2", "--visits", "1",
+         "--pace", "0", "--workdir", str(tmp_path / "w")],
+        cwd=ROOT, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    os.close(slave)
+    lines: list[str] = []
+    try:
+        assert p.stdout is not None
+        for line in p.stdout:
+            lines.append(line)
+            if "press Ctrl-C" in line:
+                break
+        out = "".join(lines)
+        assert "press Ctrl-C" in out, out[-4000:]
+        m = re.search(r"(http://127\.0\.0\.1:\d+)/ +user admin +password (\S+)", out)
+        assert m, out[-3000:]
+        client = ConsoleClient(m.group(1))
+        assert client.login("admin", m.group(2))
+        assert "Members" in client.get("/members")
+        assert not client.login("admin", "not the password")
+        p.send_signal(signal.SIGINT)
+        assert p.wait(60) == 0
+        assert "stopping" in p.stdout.read()
+        assert until(lambda: not _answers(m.group(1)), 10)  # and the console is gone
+    finally:
+        os.close(master)
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def _answers(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/login", timeout=2):
+            return True
+    except OSError:
+        return False
