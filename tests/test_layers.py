@@ -6,6 +6,7 @@ source, so an import loop cannot creep back."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -20,7 +21,14 @@ ALLOWED = {
 NEVER = {
     "edge": ("cloud_broker", "firmware_tools", "demo", "tests"),
     "cloud_broker": ("firmware_tools", "demo", "tests", "edge.agent", "edge.posapi"),
-}
+    # head office: the ledger below everything, the console on top
+    "cloud_broker/ledger": ("cloud_broker.reconcile", "cloud_broker.registry",
+                            "cloud_broker.club", "cloud_broker.console"),
+    "cloud_broker/registry": ("cloud_broker.reconcile", "cloud_broker.club",
+                              "cloud_broker.console"),
+    "cloud_broker/reconcile": ("cloud_broker.club", "cloud_broker.console"),
+    "cloud_broker/club": ("cloud_broker.console",),
+}  # fmt: skip
 
 
 def _imports(path: Path) -> set[str]:
@@ -62,3 +70,12 @@ def test_nothing_imports_a_layer_it_must_not() -> None:
                 if any(mod == f or mod.startswith(f + ".") for f in forbidden)
             ]
     assert bad == [], bad
+
+
+def test_no_sql_in_the_console() -> None:
+    """Pages call cloud_broker.club; a statement in a view or a template is a bug."""
+    sql = re.compile(r"\b(SELECT|INSERT INTO|UPDATE \w+ SET|DELETE FROM)\b")
+    console = ROOT / "cloud_broker" / "console"
+    files = [*console.glob("*.py"), *console.glob("views/*.py"), *console.glob("templates/*")]
+    assert len(files) > 10
+    assert [str(p.relative_to(ROOT)) for p in files if sql.search(p.read_text("utf-8"))] == []

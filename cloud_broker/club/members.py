@@ -276,8 +276,9 @@ def _history(tx: Tx, member: str, limit: int) -> list[dict[str, Any]]:
     and wallet (earned, spent, expired, adjusted, merged)."""
     journals = tx.all(
         "SELECT j.id, j.kind, j.device, j.seq, j.day, j.at, COALESCE(r.store, a.store), "
-        "COALESCE(r.raw, a.raw) FROM journals j LEFT JOIN records r ON r.journal_id = j.id "
-        "LEFT JOIN admitted a ON a.journal_id = j.id WHERE j.member = ? "
+        "COALESCE(r.raw, a.raw) FROM journals j LEFT JOIN records r ON r.device = j.device "
+        "AND r.seq = j.seq AND r.journal_id = j.id LEFT JOIN admitted a ON a.journal_id = j.id "
+        "WHERE j.member = ? "
         "ORDER BY j.id DESC LIMIT ?",
         (member, limit),
     )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cloud_broker.ledger.daily import DAILY_COLUMNS, daily_figures, local_day
 from cloud_broker.ledger.db import Database, Tx
 from edge.core import record as R
 from edge.protocol.record import parse
@@ -201,9 +202,6 @@ def _zero(tx: Tx) -> str:
 
 def _daily(tx: Tx, limit: int) -> list[Failure]:
     """sales_daily against a recomputation from every sale, refund and void applied."""
-    from cloud_broker.reconcile.postings import DAILY_COLUMNS, daily_figures  # noqa: PLC0415
-    from cloud_broker.reconcile.reconciler import local_day  # noqa: PLC0415
-
     want: dict[tuple[str, str, int, int], list[int]] = {}
     for table in ("records", "admitted"):
         for raw, member in tx.all(

@@ -322,4 +322,12 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
             "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
         ],
     },
+    # 5: a member's page answers from indexes on a chain's half a million members
+    """
+    CREATE INDEX member_cards_member ON member_cards (member);
+    CREATE INDEX admitted_journal ON admitted (journal_id);
+    CREATE INDEX member_merges_into ON member_merges (into_member);
+    CREATE INDEX journals_member_id ON journals (member, id);
+    DROP INDEX journals_member;
+    """,
 ]

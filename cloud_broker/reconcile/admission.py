@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_broker.ledger import audit
+from cloud_broker.ledger.daily import flush_daily
 from cloud_broker.ledger.db import Database, Tx
-from cloud_broker.reconcile.postings import flush_daily
 from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply
 from cloud_broker.registry import devices as registry
 from edge.core import record as R

@@ -8,72 +8,15 @@ import json
 from typing import Any
 
 from cloud_broker.ledger.books import Books, MemberState, s_acct, st_acct
+from cloud_broker.ledger.daily import DAILY_COLUMNS, DailyKey, daily_figures
 from cloud_broker.ledger.db import Tx
 from edge.core import record as R
 from edge.core.dates import format_timestamp
 from edge.core.ruleset import RuleSet
 from edge.protocol.record import Record
 
+
 # the columns of sales_daily after its key, in the order of DailyRow's values
-DAILY_COLUMNS = (
-    "sales",
-    "gross",
-    "discount",
-    "wallet_used",
-    "revenue",
-    "points_earned",
-    "points_redeemed",
-    "cashback",
-    "refunds",
-    "refunded",
-)
-DailyKey = tuple[str, str, int, int]  # tenant, store, day, 1 for a member's (0 anonymous)
-
-
-def daily_figures(p: dict[int, Any]) -> list[int]:
-    """What one sale, refund or void adds to its day's row of ``sales_daily`` (the same
-    function serves the reconciler and ``ledger check``'s recomputation)."""
-    a, pts, w = p[R.K_AMOUNTS], p[R.K_POINTS], p[R.K_WALLET]
-    if p[R.K_TYPE] == "sale":
-        return [
-            1,
-            a[R.A_GROSS],
-            a[R.A_DISCOUNT],
-            a[R.A_WALLET],
-            a[R.A_PAID],
-            pts[R.P_EARNED],
-            pts[R.P_REDEEMED],
-            w[R.W_CASHBACK],
-            0,
-            0,
-        ]
-    # a refund or void: what it gives back comes off the day of the refund
-    return [
-        0,
-        0,
-        0,
-        0,
-        0,
-        -pts[R.P_EARNED],
-        -pts[R.P_REDEEMED],
-        -w[R.W_CASHBACK],
-        1,
-        a[R.A_PAID],
-    ]
-
-
-def flush_daily(tx: Tx, rows: dict[DailyKey, list[int]]) -> None:
-    """Add the batch's figures to ``sales_daily`` (one upsert per row touched)."""
-    cols = ", ".join(DAILY_COLUMNS)
-    marks_ = ", ".join("?" * len(DAILY_COLUMNS))
-    sets = ", ".join(f"{c} = sales_daily.{c} + excluded.{c}" for c in DAILY_COLUMNS)
-    tx.executemany(
-        f"INSERT INTO sales_daily (tenant, store, day, member, {cols}) VALUES (?, ?, ?, ?, "
-        f"{marks_}) ON CONFLICT (tenant, store, day, member) DO UPDATE SET {sets}",
-        [(*k, *v) for k, v in sorted(rows.items())],
-    )
-
-
 class Postings:
     """Ledger postings of one applied record; the applier provides the state below."""
 

@@ -30,9 +30,10 @@ from typing import Any
 
 from cloud_broker.ledger import books as ledger
 from cloud_broker.ledger.books import Books
+from cloud_broker.ledger.daily import DailyKey, flush_daily, local_day
 from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.ledger.rulebooks import RuleBooks
-from cloud_broker.reconcile.postings import DailyKey, Postings, flush_daily, stream_body
+from cloud_broker.reconcile.postings import Postings, stream_body
 from cloud_broker.registry.devices import DeviceInfo, RegistryCache, last_accepted
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
@@ -106,11 +107,6 @@ class _Held:
     hash: bytes
     raw: bytes | None = None
     payload: dict[int, Any] | None = None
-
-
-def local_day(payload: dict[int, Any]) -> int:
-    t = payload[R.K_TIME]
-    return int((t[R.T_WALL] // 1000 + t[R.T_OFFSET] * 60) // 86400)
 
 
 class Reconciler:

@@ -45,6 +45,18 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "a bare paho subscriber receiving the same messages in the same run (same mode).  The "
         "bound is CPU: see docs/ledger.md, Throughput.",
     ),
+    "test_bench_console": (
+        "Head office's console on a chain's ledger",
+        "`member_search_and_page`: 1,000 searches as support agents type them (phones in "
+        "Persian, Latin, +98 and 0098 forms, card ids, names being typed) and 1,000 member "
+        "pages, on a ledger of 500,000 members and 5,000,000 sale records written by "
+        "`tests/bench/ledger_gen.py`; `*_p99_ms` is the club function the page calls (head "
+        "office's server time without HTTP), `http_*_p99_ms` the whole request to the console "
+        "process on loopback, rendering included (goal p99 <= 50 ms).  "
+        "`reconciler_beside_a_busy_console`: 10,000 live sale records reconciled alone, then "
+        "again while the console serves 8 support agents (a page every quarter second each) "
+        "on the same ledger; `ratio` is the second rate over the first (goal >= 0.9).",
+    ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
         "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,89 @@ def raw_backlog_rate(broker: LocalMosquitto, msgs: list[tuple[str, bytes]]) -> f
     return len(msgs) / dt
 
 
+def serve(url: str, broker: LocalMosquitto, log: Path) -> subprocess.Popen[bytes]:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cloud_broker", "--ledger", url, "serve", "--broker", broker.url],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log.open("ab"),
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == b"serving"
+    return p
+
+
+def reconcile(
+    run: Path,
+    url: str,
+    terms: list[Terminal],
+    msgs: list[tuple[str, bytes]],
+    mode: str,
+    beside: Callable[[LocalMosquitto], Callable[[], None]] | None = None,
+) -> tuple[float, LocalMosquitto]:
+    """Seconds from the first publish (live) or head office's restart (backlog) to the last
+    device's ack, on a fresh ledger at ``url``; ``beside`` starts something next to head
+    office once it serves and returns how to stop it.  The broker is left running."""
+    broker = LocalMosquitto(run / "mosquitto")
+    broker.start()
+    ho = HO(url)
+    ho.register(*terms)
+    ho.close()
+    proc = serve(url, broker, run / "serve.log")
+    stop_beside = beside(broker) if beside is not None else None
+    acked: dict[str, int] = {}
+    done = threading.Event()
+    per_device = len(msgs) // len(terms)
+
+    def on_ack(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
+        acked[m.topic.rsplit("/", 1)[1]] = messages.decode_ack(bytes(m.payload))[0]
+        if len(acked) == len(terms) and min(acked.values()) == per_device:
+            done.set()
+
+    cfg = BrokerConfig.from_url(broker.url)
+    watcher = new_client(cfg, "ack-watcher")
+    watcher.on_message = on_ack
+    connect(watcher, cfg)
+    watcher.subscribe(topics.ack("+", "+"), qos=1)
+    watcher.loop_start()
+    time.sleep(0.5)
+    if mode == "backlog":  # head office is down while the stores send everything
+        proc.terminate()
+        proc.wait(30)
+        pub = _publish_all(broker.url, msgs, "bench-pub")
+        while pub.want_write() or len(pub._out_messages):
+            time.sleep(0.05)
+        pub.loop_stop()
+        t0 = time.perf_counter()
+        proc = serve(url, broker, run / "serve.log")
+    else:
+        t0 = time.perf_counter()
+        pub = _publish_all(broker.url, msgs, "bench-pub")
+    ok = done.wait(600)
+    dt = time.perf_counter() - t0
+    pub.loop_stop()
+    watcher.loop_stop()
+    if stop_beside is not None:
+        stop_beside()
+    proc.terminate()
+    proc.wait(30)
+    assert ok, (run / "serve.log").read_text()[-2000:]
+    ho = HO(url)
+    assert ho.check() == []
+    assert ho.one("SELECT COUNT(*) FROM records") == len(msgs)
+    ho.close()
+    return dt, broker
+
+
+def ledger_for(backend: str, run: Path, request: pytest.FixtureRequest) -> str:
+    from tests.cloud.conftest import _PG_PROBLEM
+
+    if backend == "sqlite":
+        return f"sqlite:///{run}/ledger.db"
+    if _PG_PROBLEM:
+        pytest.skip(f"PostgreSQL not reachable: {_PG_PROBLEM}")
+    return str(request.getfixturevalue("pg_url_factory")())
+
+
 @pytest.mark.parametrize("mode", ["live", "backlog"])
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_reconciler_throughput(
@@ -131,93 +215,23 @@ def test_reconciler_throughput(
 ) -> None:
     """live: devices publish while head office reconciles; backlog: head office comes
     back to 10,000 records queued for it in the broker."""
-    from tests.cloud.conftest import _PG_PROBLEM
-
-    if backend == "postgresql" and _PG_PROBLEM:
-        pytest.skip(f"PostgreSQL not reachable: {_PG_PROBLEM}")
     (tmp_path / "t").mkdir()
     terms, msgs = _records(tmp_path / "t")
     results: dict[str, float] = {}
 
     def run_once() -> float:
-        run = tmp_path / f"run{len(results)}"
+        run = tmp_path / "run"
         run.mkdir()
-        broker = LocalMosquitto(run / "mosquitto")
-        broker.start()
-        if backend == "sqlite":
-            url = f"sqlite:///{run}/ledger.db"
-        else:
-            url = request.getfixturevalue("pg_url_factory")()
-        ho = HO(url)
-        ho.register(*terms)
-        ho.close()
-
-        def serve() -> subprocess.Popen[bytes]:
-            p = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cloud_broker",
-                    "--ledger",
-                    url,
-                    "serve",
-                    "--broker",
-                    broker.url,
-                ],
-                cwd=ROOT,
-                stdout=subprocess.PIPE,
-                stderr=(run / "serve.log").open("ab"),
-            )
-            assert p.stdout is not None and p.stdout.readline().strip() == b"serving"
-            return p
-
-        proc = serve()
-        acked: dict[str, int] = {}
-        done = threading.Event()
-
-        def on_ack(_c: Any, _u: Any, m: mqtt.MQTTMessage) -> None:
-            acked[m.topic.rsplit("/", 1)[1]] = messages.decode_ack(bytes(m.payload))[0]
-            if len(acked) == DEVICES and min(acked.values()) == PER_DEVICE:
-                done.set()
-
-        cfg = BrokerConfig.from_url(broker.url)
-        watcher = new_client(cfg, "ack-watcher")
-        watcher.on_message = on_ack
-        connect(watcher, cfg)
-        watcher.subscribe(topics.ack("+", "+"), qos=1)
-        watcher.loop_start()
-        time.sleep(0.5)
-        if mode == "backlog":  # head office is down while the stores send everything
-            proc.terminate()
-            proc.wait(30)
-            pub = _publish_all(broker.url, msgs, "bench-pub")
-            while pub.want_write() or len(pub._out_messages):
-                time.sleep(0.05)
-            pub.loop_stop()
-            t0 = time.perf_counter()
-            proc = serve()
-        else:
-            t0 = time.perf_counter()
-            pub = _publish_all(broker.url, msgs, "bench-pub")
-        ok = done.wait(600)
-        dt = time.perf_counter() - t0
-        pub.loop_stop()
-        watcher.loop_stop()
-        assert ok, (run / "serve.log").read_text()[-2000:]
+        dt, broker = reconcile(run, ledger_for(backend, run, request), terms, msgs, mode)
         results["reconciled_per_s"] = N / dt
         results["raw_sub_per_s"] = (
             raw_subscriber_rate(broker, msgs) if mode == "live" else raw_backlog_rate(broker, msgs)
         )
-        proc.terminate()
-        proc.wait(30)
-        ho = HO(url)
-        assert ho.check() == []
-        assert ho.one("SELECT COUNT(*) FROM records") == N
-        ho.close()
         broker.stop()
         return dt
 
     benchmark.pedantic(run_once, rounds=1, iterations=1)
+
     benchmark.extra_info.update(
         {
             "records": N,

@@ -222,3 +222,19 @@ def test_five_wrong_passwords_lock_the_account(page: Any, console: Console) -> N
     page.fill("#password", PASSWORD)  # right, but too late
     page.click("button[type=submit]")
     assert "قفل" in page.inner_text(".alert-danger")
+
+
+def test_usable_on_a_phone(browser: Any, console: Console) -> None:
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, locale="fa-IR")
+    page = ctx.new_page()
+    try:
+        login(page, console, "support")
+        for path in ("/", "/members/" + ALI.replace("+", "%2B"), "/stores", "/incidents"):
+            page.goto(console.url + path)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, overflow)  # nothing to scroll sideways
+        assert page.locator(".navbar-toggler").is_visible()  # the menu folds
+        page.goto(console.url + "/members/" + ALI.replace("+", "%2B"))
+        shot(page, "phone")
+    finally:
+        ctx.close()

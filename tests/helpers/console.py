@@ -98,3 +98,22 @@ def shot(page: Any, name: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=True)
+
+
+def http_session(console: Console, username: str) -> Any:
+    """An httpx client logged in to the console as ``username`` (English pages)."""
+    import re
+
+    import httpx
+
+    c = httpx.Client(base_url=console.url, follow_redirects=True, timeout=60)
+    c.cookies.set("club_lang", "en")
+    form = c.get("/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert token, form[-500:]
+    r = c.post(
+        "/login",
+        data={"username": username, "password": PASSWORD, "csrf": token.group(1), "next": "/"},
+    )
+    assert r.url.path == "/", r.text[-500:]
+    return c
