@@ -45,6 +45,7 @@ from edge.errors import (
     OutboxFullError,
     SignatureError,
 )
+from edge.ledger_cache import db
 from edge.ledger_cache.outbox import MIB, Identity, Limits, Outbox, OutboxView
 from edge.ledger_cache.payments import Payments
 from edge.members import Members
@@ -59,6 +60,11 @@ from edge.settlement import Settlement
 log = logging.getLogger("edge.agent")
 T = TypeVar("T")
 RULES_KV = "rules_bundle"
+RULES_KEYS_KV = "rules_keys"
+_KV_PUT = (
+    "INSERT INTO kv (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
 
 
 class Agent:
@@ -73,7 +79,11 @@ class Agent:
         _warn_if_readable(cfg)
         self.identity = Identity(cfg.tenant, cfg.store, cfg.device)
         self.key = keys.load_private(cfg.key_file)
+        # head office's rules key as provisioned: it seeds the key ring the first time;
+        # from then on the ring in the kv table is the truth (_load_ring)
         self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
+        self.ring = bundles.KeyRing.pinned(self.pinned)  # replaced by _load_ring
+        self._held_bundle: bytes | None = None  # signed by a key the ring may learn next
         self.clock = Clock(cfg.utc_offset_min)
         self.book = RuleBook()
         self._jobs: queue.Queue[tuple[Callable[[], Any], _Result | None] | None] = queue.Queue()
@@ -96,7 +106,13 @@ class Agent:
                 UplinkConfig(cfg.broker),
                 partial(OutboxView, cfg.db_path),
                 self.identity,
-                downlink={topics.rules(t): self.on_rules, topics.snapshot(t): self.on_snapshots},
+                # the keys first: a bundle from a new key then finds it in the ring (if the
+                # broker orders them otherwise, the held bundle is retried: on_rules_keys)
+                downlink={
+                    topics.rules_keys(t): self.on_rules_keys,
+                    topics.rules(t): self.on_rules,
+                    topics.snapshot(t): self.on_snapshots,
+                },
                 on_conflict=self.on_conflict,
                 status_info=self._status_info,
             )
@@ -156,6 +172,7 @@ class Agent:
         )
         self.members = Members(self.outbox.conn, self.cfg.device)
         self.payments = Payments(self.outbox.conn)
+        self._load_ring()
         row = self.outbox.conn.execute("SELECT value FROM kv WHERE key = ?", (RULES_KV,)).fetchone()
         # Either bundle may be refused (a new pinned key, stricter validation): keep serving;
         # club offers are refused with a clear reason until a good bundle comes, rather
@@ -197,15 +214,60 @@ class Agent:
     def _outbox_alarm(self, level: int, msg: str) -> None:
         self.outbox_alarm = msg if level else None
 
+    def _load_ring(self) -> None:
+        """The rules key ring: the kv copy if there is one, else the provisioned key.
+
+        The kv copy stays the truth even when ``rules.pub.pem`` names a key it does not
+        hold: the file is written once at provisioning and head office rotates keys
+        without visiting terminals, so the file is expected to fall behind; letting it
+        replace the ring would undo rotations and let a retired key sign rules again.  A
+        terminal that must trust another root is provisioned again (a new data directory)."""
+        row = self.outbox.conn.execute(
+            "SELECT value FROM kv WHERE key = ?", (RULES_KEYS_KV,)
+        ).fetchone()
+        if row is None:
+            self._save_ring()  # the provisioned key, number 1
+            return
+        try:
+            self.ring = bundles.KeyRing.from_bytes(bytes(row[0]))
+        except DecodeError as e:
+            log.error(
+                "the stored rules key ring is unreadable (%s): starting again from %s; "
+                "head office's retained endorsements bring newer keys back",
+                e,
+                self.cfg.rules_key_file,
+            )
+            self._save_ring()
+            return
+        if self.ring.number_of(self.pinned) is None:
+            log.warning(
+                "%s holds a rules key this terminal's ring (keys %d..%d) does not: the ring "
+                "is kept; to trust another root key, provision the terminal again",
+                self.cfg.rules_key_file,
+                self.ring.keys[0].number,
+                self.ring.newest,
+            )
+
+    def _save_ring(self) -> None:
+        db.write(self.outbox.conn, _KV_PUT, (RULES_KEYS_KV, self.ring.to_bytes()))
+
     def _try_install(self, raw: bytes, persist: bool, what: str) -> None:
         try:
             self._install(raw, persist)
-        except (RuleError, SignatureError, DecodeError) as e:
+        except SignatureError as e:
+            if e.code == "retired_key" and self.book.current is not None:
+                # the bundle provisioned at init, signed with a key rotated out since:
+                # newer rules are in force, so there is nothing to report
+                log.info("%s: %s (rules v%d stay)", what, e, self.book.current.version)
+                return
+            self.rules_error = f"{what} refused: {e}"
+            log.error("%s", self.rules_error)
+        except (RuleError, DecodeError) as e:
             self.rules_error = f"{what} refused: {e}"
             log.error("%s", self.rules_error)
 
     def _install(self, raw: bytes, persist: bool) -> None:
-        rs = bundles.open_bundle(raw, self.pinned, self.cfg.tenant)
+        rs, number = bundles.open_bundle(raw, self.ring, self.cfg.tenant)
         cur = self.book.current
         if cur is not None and rs.version == cur.version:
             return  # the bundle in force, delivered again
@@ -214,12 +276,15 @@ class Agent:
         except RuleError as e:
             log.warning("refused rules bundle v%d: %s", rs.version, e.detail)
             return
-        if persist:
-            self.outbox.conn.execute(
-                "INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT "
-                "(key) DO UPDATE SET value = excluded.value",
-                (RULES_KV, raw),
-            )
+        retired = self.ring.accept(number)  # only now: a refused bundle retires nothing
+        writes = [(RULES_KV, raw)] if persist else []
+        if retired:
+            writes.append((RULES_KEYS_KV, self.ring.to_bytes()))
+        if writes:
+            with db.transaction(self.outbox.conn) as conn:  # the bundle with its key's state
+                conn.executemany(_KV_PUT, writes)
+        if retired:
+            log.info("rules key %d in force: the keys before it are retired", number)
         log.info("rules bundle v%d in force (%d rules)", rs.version, len(rs.rules))
         if self.uplink is not None:
             self.uplink.announce()  # head office sees the rollout
@@ -227,15 +292,39 @@ class Agent:
     # -- downlink (called in the uplink thread) ------------------------------------------------
 
     def on_rules(self, raw: bytes) -> None:
+        self.submit(partial(self._from_head_office, raw))
+
+    def _from_head_office(self, raw: bytes) -> None:
+        """A rules bundle from head office (the agent thread)."""
+        self._held_bundle = None
+        try:
+            self._install(raw, persist=True)
+            self.rules_error = None
+        except (RuleError, SignatureError, DecodeError) as e:
+            why = clean(str(e), 300)  # may quote the message's bytes
+            self.rules_error = f"bundle from head office refused: {why}"
+            if isinstance(e, SignatureError) and e.code == "unknown_key":
+                self._held_bundle = raw  # tried again when the ring learns a key
+            log.error("refused a rules bundle from head office: %s (the rules in force stay)", why)
+
+    def on_rules_keys(self, raw: bytes) -> None:
+        """Head office's endorsements of its rules keys (retained): extend the ring."""
+
         def work() -> None:
+            if not raw:
+                return  # the retained message was cleared: nothing to learn
             try:
-                self._install(raw, persist=True)
-                self.rules_error = None
-            except (RuleError, SignatureError, DecodeError) as e:
-                self.rules_error = f"bundle from head office refused: {e}"
-                log.error(
-                    "refused a rules bundle from head office: %s (the rules in force stay)", e
-                )
+                endorsements = bundles.decode_endorsements(raw)
+            except DecodeError as e:
+                log.error("ignored a malformed rules key message: %s", clean(str(e), 200))
+                return
+            added = self.ring.extend(endorsements, self.cfg.tenant)
+            if not added:
+                return
+            self._save_ring()
+            log.info("%d new rules key(s): the newest is key %d", added, self.ring.newest)
+            if self._held_bundle is not None:
+                self._from_head_office(self._held_bundle)
 
         self.submit(work)
 
@@ -419,6 +508,7 @@ class Agent:
             "last_ack_ms": ob["last_ack_ms"],
             "rules_version": rs.version if rs else None,
             "rules_error": self.rules_error,
+            "rules_key": self.ring.newest,  # head office watches a key rotation roll out
             "devices": dict(self.device_state),
             "payments_unknown": int(unknown),
             "unrecorded": self._status["unrecorded"],

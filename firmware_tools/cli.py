@@ -14,7 +14,7 @@ On the terminal, in order (docs/provisioning.md)::
 At head office::
 
     python -m cloud_broker enroll-token --tenant T --store S [--device D] [--ttl 24h]
-    python -m firmware_tools rules keygen|sign|verify|publish ...
+    python -m firmware_tools rules keygen|sign|verify|publish|endorse|publish-keys ...
     python -m firmware_tools broker-config --tenant T --out DIR --cafile F --certfile F \\
         --keyfile F
     python -m firmware_tools pki ca|server|client ...
@@ -132,20 +132,30 @@ def cmd_resume(args: argparse.Namespace, out: Out) -> int:
 
 
 def cmd_rules(args: argparse.Namespace, out: Out) -> int:
+    files = [Path(f) for f in args.file]
     if args.action == "keygen":
         rules.keygen(Path(args.key), Path(args.pub), out)
     elif args.action == "sign":
-        rules.sign(Path(args.file), Path(args.key), Path(args.out), out)
+        rules.sign(files[0], Path(args.key), Path(args.out), out)
     elif args.action == "verify":
-        rules.verify(Path(args.file), Path(args.pub), out, args.tenant)
+        rules.verify(files[0], Path(args.pub), out, args.tenant)
+    elif args.action == "endorse":
+        rules.endorse(Path(args.key), Path(args.new_pub), args.number, args.tenant,
+                      Path(args.out), out)  # fmt: skip
     else:
         broker = BrokerConfig.from_url(
             args.broker, ca_file=args.ca, cert_file=args.cert, key_file=args.tls_key
         )
-        rules.publish(
-            Path(args.file), Path(args.pub), broker, out, timeout=args.timeout,
-            client_id=args.client_id,
-        )  # fmt: skip
+        if args.action == "publish":
+            rules.publish(
+                files[0], Path(args.pub), broker, out, timeout=args.timeout,
+                client_id=args.client_id,
+            )  # fmt: skip
+        else:
+            rules.publish_keys(
+                files, broker, args.tenant, out, pub_path=Path(args.pub) if args.pub else None,
+                timeout=args.timeout, client_id=args.client_id,
+            )  # fmt: skip
     return OK
 
 
@@ -276,13 +286,22 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     p.set_defaults(fn=cmd_resume)
 
     p = sub.add_parser("rules", help="head office: sign, check and publish rules bundles")
-    p.add_argument("action", choices=["keygen", "sign", "verify", "publish"])
-    p.add_argument("file", nargs="?", help="rules JSON (sign) or bundle (verify, publish)")
-    p.add_argument("--key", help="head office's rules private key (keygen, sign)")
-    p.add_argument("--pub", help="head office's rules public key (keygen, verify, publish)")
-    p.add_argument("--out", help="the signed bundle (sign)")
-    p.add_argument("--tenant", help="the tenant the bundle must be for (verify)")
-    p.add_argument("--broker", help="mqtts://HOST:PORT (publish)")
+    actions = ["keygen", "sign", "verify", "publish", "endorse", "publish-keys"]
+    p.add_argument("action", choices=actions)
+    p.add_argument("file", nargs="*", metavar="FILE",
+                   help="rules JSON (sign), a bundle (verify, publish), or endorsements, "
+                   "oldest first (publish-keys)")  # fmt: skip
+    p.add_argument("--key", help="head office's rules private key (keygen, sign; endorse: the "
+                   "key in force)")  # fmt: skip
+    p.add_argument("--pub", help="head office's rules public key (keygen, verify; publish and "
+                   "publish-keys: the key terminals were provisioned with)")  # fmt: skip
+    p.add_argument("--new-pub", help="the next rules public key (endorse)")
+    p.add_argument("--number", type=int, help="the next key's number, 2 or more (endorse)")
+    p.add_argument("--out", help="the signed bundle (sign), the endorsement (endorse)")
+    p.add_argument("--tenant",
+                   help="the tenant the bundle must be for (verify), of the keys (endorse, "
+                   "publish-keys)")  # fmt: skip
+    p.add_argument("--broker", help="mqtts://HOST:PORT (publish, publish-keys)")
     p.add_argument("--ca")
     p.add_argument("--cert", help="head office's client certificate (publish)")
     p.add_argument("--tls-key", help="its key")
@@ -332,10 +351,19 @@ def _need(args: argparse.Namespace) -> None:
         "sign": ("file", "key", "out"),
         "verify": ("file", "pub"),
         "publish": ("file", "pub", "broker"),
+        "endorse": ("key", "new_pub", "number", "tenant", "out"),
+        "publish-keys": ("file", "broker", "tenant"),
     }[args.action]
-    missing = [n for n in need if not getattr(args, n)]
+    missing = [n for n in need if getattr(args, n) in (None, "", [])]
     if missing:
-        raise ConfigError(f"rules {args.action}", "needs " + ", ".join(f"--{n}" for n in missing))
+        raise ConfigError(
+            f"rules {args.action}",
+            "needs " + ", ".join(f"--{n.replace('_', '-')}" for n in missing),
+        )
+    if args.action in ("sign", "verify", "publish") and len(args.file) > 1:
+        raise ConfigError(f"rules {args.action}", "takes one file")
+    if args.action == "endorse" and args.file:
+        raise ConfigError("rules endorse", "takes no file: --new-pub names the next key")
 
 
 def main(argv: list[str] | None = None) -> int:

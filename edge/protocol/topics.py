@@ -6,6 +6,7 @@
 | ack/{device} | HO -> device | 1 | yes | CBOR {0: applied_through, 1: hash} |
 | gap/{device} | HO -> device | 1 | no | CBOR {0: [[first, last], ...]} |
 | rules | HO -> devices | 1 | yes | signed rules bundle |
+| rules_keys | HO -> devices | 1 | yes | CBOR array of rules key endorsements (bundles.py) |
 | snapshot | HO -> devices | 1 | no | member balance snapshots (edge.protocol.snapshots) |
 | status/{device} | device -> HO | 1 | yes | CBOR status; last will {0: "offline"} |
 | reconciled/{store} | HO -> consumers | 1 | no | reconciled stream entries |
@@ -48,6 +49,11 @@ def gap(tenant: str, device: str) -> str:
 
 def rules(tenant: str) -> str:
     return f"{ROOT}/{tenant}/rules"
+
+
+def rules_keys(tenant: str) -> str:
+    """Head office's rules key endorsements (edge.protocol.bundles), retained."""
+    return f"{ROOT}/{tenant}/rules_keys"
 
 
 def snapshot(tenant: str) -> str:
