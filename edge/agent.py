@@ -330,7 +330,10 @@ class Agent:
 
     def _status_info(self) -> dict[str, int]:
         rs = self.book.current  # read by the uplink thread: one attribute, replaced whole
-        return {"rules_version": rs.version} if rs is not None else {}
+        info = {"rules_key": self.ring.newest}  # head office watches a rotation roll out
+        if rs is not None:
+            info["rules_version"] = rs.version
+        return info
 
     def on_conflict(self, applied: int, ack_hash: bytes | None, why: str) -> None:
         """Head office's ack shows a chain this terminal does not hold (uplink thread)."""

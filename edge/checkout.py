@@ -481,9 +481,10 @@ def sale_delta(member: str, q: dict[str, Any]) -> MemberDelta:
     info: dict[str, Any] = {"points_spent": q["points_redeemed"], "wallet_spent": q["wallet_used"]}
     if q["coupons_used"]:
         info["coupons"] = q["coupons_used"]
-    years = [a["birthday_year"] for a in q["applied"] if a.get("birthday_year")]
-    if years:
-        info["birthday_year"] = max(years)
+    for occasion in ("birthday_year", "anniversary_year"):
+        years = [a[occasion] for a in q["applied"] if a.get(occasion)]
+        if years:
+            info[occasion] = max(years)
     return MemberDelta(
         member,
         q["at"][:10],

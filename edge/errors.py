@@ -64,6 +64,7 @@
           ├── ClubError                   cloud_broker.club.errors: head office refuses a
           │    │                          person's request (``.code`` for a page or the API)
           │    ├── NotAllowedError        the operator's role may not do this
+          │    ├── ProgrammeError         a programme change the engine's validator refuses
           │    └── CsrfError              cloud_broker.console.web: a form not from the console
           ├── ScenarioError               hw_sim.scenario: a simulator scenario file
           ├── WireError                   hw_sim.zvt_wire: bytes the simulated terminal refuses

@@ -3,7 +3,8 @@
 The engine's member input is built from:
 
 * the last snapshot head office published for the member (points, wallet, tier spend,
-  visits, birthday, cards, used coupons, and the last seq of this device it included);
+  visits, birthday and anniversary, cards, the coupons they hold and those used, their
+  referral code, and the last seq of this device it included);
 * this terminal's member deltas with a higher seq (sales and refunds head office had not
   applied when it made the snapshot).
 
@@ -57,6 +58,11 @@ class Members:
         ).fetchone()
         return json.loads(row[0]) if row else None
 
+    def referral_code(self, member: str) -> str | None:
+        """The member's referral code, for the receipt (head office gives it)."""
+        code = (self._snapshot(member) or {}).get("referral_code")
+        return str(code) if code else None
+
     def known(self, member: str) -> bool:
         if self._snapshot(member) is not None:
             return True
@@ -81,6 +87,7 @@ class Members:
         spend = [list(x) for x in snap.get("spend", [])]
         used_coupons = set(snap.get("used_coupons", []))
         claimed = int(snap.get("birthday_claimed", 0))
+        claimed_anniversary = int(snap.get("anniversary_claimed", 0))
         today_s = format_date(today)
         today_discount = today_points = 0
         spent_points = spent_wallet = 0  # spent here since the snapshot
@@ -95,6 +102,7 @@ class Members:
             extra = json.loads(info) if info else {}
             used_coupons.update(extra.get("coupons", []))
             claimed = max(claimed, int(extra.get("birthday_year", 0)))
+            claimed_anniversary = max(claimed_anniversary, int(extra.get("anniversary_year", 0)))
             spent_points += int(extra.get("points_spent", 0))
             spent_wallet += int(extra.get("wallet_spent", 0))
         sp_points, sp_wallet = max(points, 0), max(wallet, 0)
@@ -117,10 +125,14 @@ class Members:
             "spend": [[d if isinstance(d, str) else format_date(int(d)), int(a)] for d, a in spend],
             "used_coupons": sorted(used_coupons),
             "birthday_claimed": claimed,
+            "anniversary_claimed": claimed_anniversary,
+            "coupons": sorted(snap.get("coupons", [])),  # held: issued by head office
             "today": {"date": today_s, "discount": today_discount, "points": today_points},
         }
         if snap.get("birthday"):
             engine["birthday"] = snap["birthday"]
+        if snap.get("anniversary"):
+            engine["anniversary"] = snap["anniversary"]
         known = bool(snap) or bool(rows)
         return Estimate(known, engine, points, wallet)
 
@@ -147,6 +159,10 @@ class Members:
                     "version": s.version,
                     "device_seqs": s.device_seqs,
                     "used_coupons": list(s.used_coupons),
+                    "coupons": list(s.coupons),
+                    "anniversary": s.anniversary,
+                    "anniversary_claimed": s.anniversary_claimed,
+                    "referral_code": s.referral_code,
                 }
                 self.conn.execute(
                     "INSERT INTO member_snapshot (member, doc, as_of_ms) VALUES "

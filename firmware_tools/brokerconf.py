@@ -17,6 +17,7 @@ For each tenant T the ACL has (``%u`` is the CN)::
     pattern read  loyalty/v1/T/ack/%u
     pattern read  loyalty/v1/T/gap/%u
     pattern read  loyalty/v1/T/rules
+    pattern read  loyalty/v1/T/rules_keys
     pattern read  loyalty/v1/T/snapshot
 
 and each head-office identity ``user HO`` / ``topic readwrite loyalty/v1/#``.  A device's
@@ -147,6 +148,7 @@ def render_acl(s: BrokerSettings) -> str:
             f"pattern read {base}/ack/%u",
             f"pattern read {base}/gap/%u",
             f"pattern read {base}/rules",
+            f"pattern read {base}/rules_keys",
             f"pattern read {base}/snapshot",
         ]
     for h in s.head_office:

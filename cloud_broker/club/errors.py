@@ -3,6 +3,8 @@ anything.  ``code`` lets a page or an API choose its answer (a form field, an HT
 
 from __future__ import annotations
 
+from typing import Any
+
 from edge.errors import LoyaltyError
 
 
@@ -23,3 +25,12 @@ class NotAllowedError(ClubError):
             f"your role may not {what_en}",
             f"نقش شما اجازه {what_fa} را ندارد.",
         )
+
+
+class ProgrammeError(ClubError):
+    """A change to the programme the engine's validator refuses; ``problem`` names the rule
+    or section and the field (cloud_broker.programme.validate.Problem)."""
+
+    def __init__(self, problem: Any) -> None:
+        super().__init__("invalid_programme", problem.en, problem.fa)
+        self.problem = problem

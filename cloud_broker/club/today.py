@@ -8,6 +8,7 @@ indexed creation time; the liability from the members' balances.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -45,26 +46,58 @@ def _sales(tx: Tx, first: int, last: int) -> dict[str, int]:
     return {k: int(v) for k, v in zip(keys, row, strict=True)}
 
 
-def figures(db: Database, rs: RuleSet, now_ms: int | None = None) -> dict[str, Any]:
+class Totals:
+    """The members and what the club owes them: a scan of every member (a tenth of a
+    second on half a million), so it is computed at most once a minute by whoever asks
+    first, and the page says as of when.  Thread-safe."""
+
+    def __init__(self, max_age_s: float = 60.0) -> None:
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._value: tuple[float, dict[str, int]] | None = None
+
+    def get(self, db: Database) -> dict[str, int]:
+        v = self._value
+        if v is not None and time.monotonic() - v[0] < self.max_age_s:
+            return v[1]
+        if not self._lock.acquire(blocking=v is None):
+            return v[1] if v is not None else self.refresh(db)  # another thread refreshes
+        try:
+            return self.refresh(db)
+        finally:
+            self._lock.release()
+
+    def refresh(self, db: Database) -> dict[str, int]:
+        row = db.read(
+            "SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(wallet), 0) FROM members "
+            "WHERE merged_into IS NULL"
+        )[0]
+        value = {"members": int(row[0]), "points": int(row[1]), "wallet": int(row[2]),
+                 "at": int(time.time() * 1000)}  # fmt: skip
+        self._value = (time.monotonic(), value)
+        return value
+
+
+def figures(
+    db: Database, rs: RuleSet, totals: Totals | None = None, now_ms: int | None = None
+) -> dict[str, Any]:
     today = local_day(now_ms)
     first = month_start(today)
+    counted = (totals or Totals(0)).get(db)
 
     def run(tx: Tx) -> dict[str, Any]:
         out: dict[str, Any] = {"day": today, "month_start": first}
         out["today"] = _sales(tx, today, today)
         out["month"] = _sales(tx, first, today)
-        members = tx.one(
-            "SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(wallet), 0) FROM members "
-            "WHERE merged_into IS NULL"
-        )
-        out["members"] = int(members[0])
+        out["members"] = counted["members"]
+        out["counted_at"] = counted["at"]
         out["new_today"] = int(
             tx.one("SELECT COUNT(*) FROM members WHERE created_at >= ?", (day_start_ms(today),))[0]
         )
         out["new_month"] = int(
             tx.one("SELECT COUNT(*) FROM members WHERE created_at >= ?", (day_start_ms(first),))[0]
         )
-        points, wallet = int(members[1]), int(members[2])
+        points, wallet = counted["points"], counted["wallet"]
         value = int(rs.policy.get("point_value_rials", 0))
         out["liability"] = {
             "points": points,
@@ -73,7 +106,7 @@ def figures(db: Database, rs: RuleSet, now_ms: int | None = None) -> dict[str, A
             "total_rials": points * value + wallet,
             "point_value": value,
         }
-        out["devices"] = devices(tx)
+        out["fleet"] = fleet(tx, rs.version)
         out["alerts_open"] = int(
             tx.one("SELECT COUNT(*) FROM alerts WHERE acknowledged_at IS NULL")[0]
         )
@@ -83,10 +116,30 @@ def figures(db: Database, rs: RuleSet, now_ms: int | None = None) -> dict[str, A
                 "('conflict', 'broken_chain', 'orphaned', 'revoked')"
             )[0]
         )
-        out["quarantine_all"] = int(tx.one("SELECT COUNT(*) FROM quarantine")[0])
+        # rows are never deleted: the newest id is how many were refused in all
+        out["quarantine_all"] = int(tx.one("SELECT COALESCE(MAX(id), 0) FROM quarantine")[0])
         return out
 
     return db.run(run, write=False)
+
+
+def fleet(tx: Tx, version: int, show: int = 30) -> dict[str, Any]:
+    """Devices online, offline and revoked, and those that need a look (offline, records
+    waiting in their outbox, or not on the newest rules): the worst ``show`` of them."""
+    counts = {"online": 0, "offline": 0, "revoked": 0, "behind": 0}
+    attention = []
+    for d in devices(tx):
+        if d["registry"] != "active":
+            counts["revoked"] += 1
+            continue
+        online = d["state"] == "online"
+        counts["online" if online else "offline"] += 1
+        behind = d["rules_version"] is not None and d["rules_version"] < version
+        counts["behind"] += int(behind)
+        if not online or (d["depth"] or 0) > 0 or behind:
+            attention.append(d)
+    attention.sort(key=lambda d: (d["state"] == "online", d["status_at"] or d["last_seen_at"] or 0))
+    return {**counts, "attention": attention[:show], "more": max(0, len(attention) - show)}
 
 
 def devices(tx: Tx) -> list[dict[str, Any]]:

@@ -26,7 +26,17 @@ from starlette.staticfiles import StaticFiles
 
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import i18n
-from cloud_broker.console.views import admin, incidents, members, session, stores, today
+from cloud_broker.console.views import (
+    admin,
+    incidents,
+    members,
+    programme,
+    programme_forms,
+    programme_preview,
+    session,
+    stores,
+    today,
+)
 from cloud_broker.console.web import LANG_COOKIE, UNIT_COOKIE, ConsoleConfig, Ctx, page
 from edge.errors import ConfigError
 
@@ -38,6 +48,7 @@ VENDOR = {
     "vazirmatn": ASSETS / "vazirmatn",
     "htmx": ASSETS / "htmx.org" / "dist",
     "chartjs": ASSETS / "chart.js" / "dist",
+    "jdp": ASSETS / "@majidh1" / "jalalidatepicker" / "dist",
 }
 
 
@@ -78,6 +89,19 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
         get("/incidents", incidents.overview),
         post("/alerts/{id}/ack", incidents.acknowledge),
         post("/quarantine/{id}/resolve", incidents.resolve),
+        get("/programme", programme.overview),
+        post("/programme/draft", programme.start),
+        get("/programme/draft/{id}", programme.draft),
+        post("/programme/draft/{id}/rule", programme_forms.save_rule),
+        get("/programme/draft/{id}/rule/new", programme_forms.rule_form),
+        get("/programme/draft/{id}/rule/{rule}", programme_forms.rule_form),
+        post("/programme/draft/{id}/rule/{rule}/delete", programme_forms.delete_rule),
+        post("/programme/draft/{id}/section/{section}", programme_forms.save_section),
+        get("/programme/draft/{id}/preview", programme_preview.page),
+        post("/programme/draft/{id}/preview", programme_preview.page),
+        post("/programme/draft/{id}/{action}", programme.lifecycle),
+        get("/programme/versions/{a}/{b}", programme.versions_diff),
+        post("/programme/keys/{action}", programme.keys_action),
         get("/audit", admin.audit_log),
         get("/operators", admin.operator_list),
         post("/operators", admin.operator_add),

@@ -96,6 +96,7 @@ def cmd_console(
         secret=load_secret(Path(args.secret_file) if args.secret_file else None),
         secure_cookies=args.secure_cookies,
         seed_rules=load_rules(args.rules),
+        rules_key_dir=Path(args.rules_key_dir) if args.rules_key_dir else None,
     )
     app = create_app(cfg)
     if not operators.list_all(app.state.ctx.db()):
@@ -136,5 +137,11 @@ def add_parsers(sub: Any, open_db: OpenDb, ledger_url: LedgerUrl, load_rules: Lo
     )
     c.add_argument(
         "--secure-cookies", action="store_true", help="behind TLS: cookies only over HTTPS"
+    )
+    c.add_argument(
+        "--rules-key-dir",
+        help="the folder of head office's private rules keys (rules-N.key, mode 0600): an "
+        "approved programme is signed with the active one (without it the console cannot "
+        "publish)",
     )
     c.set_defaults(fn=lambda a: cmd_console(a, open_db, ledger_url, load_rules))

@@ -132,5 +132,30 @@ def jdate(ms: object, time_too: bool = True) -> str:
     return text
 
 
+WEEKDAYS = {
+    "sat": ("Saturday", "شنبه"), "sun": ("Sunday", "یکشنبه"), "mon": ("Monday", "دوشنبه"),
+    "tue": ("Tuesday", "سه‌شنبه"), "wed": ("Wednesday", "چهارشنبه"),
+    "thu": ("Thursday", "پنجشنبه"), "fri": ("Friday", "جمعه"),
+}  # fmt: skip
+
+
+def weekday(name: object) -> str:
+    en, fa = WEEKDAYS.get(str(name), (str(name), str(name)))
+    return fa if _lang.get() == "fa" else en
+
+
+def percent(bp: object) -> str:
+    """Basis points as a percentage people read: 1500 -> ۱۵٪, 1250 -> ۱۲٫۵٪ (no float)."""
+    if not isinstance(bp, int):
+        return ""
+    whole, rest = divmod(abs(bp), 100)
+    text = f"{whole}.{rest:02d}".rstrip("0").rstrip(".") if rest else str(whole)
+    text = ("-" if bp < 0 else "") + text
+    if _lang.get() == "fa":
+        return fa_digits(text.replace(".", "٫")) + "٪"
+    return text + "%"
+
+
 def filters() -> dict[str, Any]:
-    return {"num": num, "money": money, "jday": jday, "jdate": jdate, "digits": digits}
+    return {"num": num, "money": money, "jday": jday, "jdate": jdate, "digits": digits,
+            "weekday": weekday, "percent": percent}  # fmt: skip

@@ -31,13 +31,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from cloud_broker.club import operators
+from cloud_broker.club import operators, today
 from cloud_broker.club.errors import ClubError, NotAllowedError
 from cloud_broker.club.operators import Operator
 from cloud_broker.console import i18n
 from cloud_broker.ledger.db import Database
 from cloud_broker.ledger.rulebooks import RuleBooks
 from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.programme.keys import KeyDir
 from edge.core.ruleset import RuleSet
 from edge.errors import LoyaltyError
 
@@ -72,6 +73,7 @@ class ConsoleConfig:
     secret: bytes  # signs the cookies; from a 0600 file or the environment, never the ledger
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
     seed_rules: RuleSet | None = None  # the bundle to use until the ledger holds one
+    rules_key_dir: Path | None = None  # the private rules keys: approving signs with them
 
 
 class Ctx:
@@ -86,6 +88,11 @@ class Ctx:
         self.rules = RuleBooks(db, seed=cfg.seed_rules)
         self._rules_at = time.monotonic()
         self.signer = URLSafeTimedSerializer(cfg.secret, salt="club-console")
+        self.keydir = KeyDir(cfg.rules_key_dir) if cfg.rules_key_dir is not None else None
+        # the members' totals for Today, counted in the background so no page waits for
+        # a scan of every member
+        self.totals = today.Totals(max_age_s=90)
+        threading.Thread(target=self._count_members, name="totals", daemon=True).start()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -94,14 +101,23 @@ class Ctx:
         self.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
         self.env.filters.update(i18n.filters())
 
+    def _count_members(self) -> None:
+        while True:
+            try:
+                self.totals.refresh(self.db())
+            except Exception as e:  # noqa: BLE001 - a lost connection must not end the loop
+                log.warning("counting members failed (tried again in a minute): %s", e)
+            time.sleep(60)
+
     def db(self) -> Database:
         db: Database | None = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = Database(self.cfg.ledger_url)
         return db
 
-    def rs(self) -> RuleSet:
-        if time.monotonic() - self._rules_at > 10:  # bundles published by another process
+    def rs(self, fresh: bool = False) -> RuleSet:
+        """The newest programme (``fresh``: read the ledger now, after a publication)."""
+        if fresh or time.monotonic() - self._rules_at > 10:  # published by another process
             self._rules_at = time.monotonic()
             self.rules.reload()
         return self.rules.latest
@@ -206,24 +222,34 @@ def page(ctx: Ctx, fn: Callable[[Ctx, Request], Awaitable[Response]]) -> Handler
 
     async def handler(request: Request) -> Response:
         i18n.use(request.cookies.get(LANG_COOKIE, "fa"), request.cookies.get(UNIT_COOKIE, "rial"))
-        try:
-            return await fn(ctx, request)
-        except NeedLogin:
-            if request.method == "GET":
-                nxt = quote(
-                    request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                )
-                return RedirectResponse(f"/login?next={nxt}", status_code=303)
-            return ctx.render(request, "error.html", 401, error=_expired())
-        except (NotAllowedError, CsrfError) as e:
-            return ctx.render(request, "error.html", 403, error=e)
-        except ClubError as e:
-            return ctx.render(request, "error.html", 400, error=e)
-        except LoyaltyError as e:
-            log.warning("console: %s", e)
-            return ctx.render(request, "error.html", 400, error=e)
+        t0 = time.perf_counter()
+        resp = await _answer(ctx, fn, request)
+        # the time this request took in the console, for a browser's tools and the
+        # benchmarks (docs/benchmarks.md): not the network's
+        resp.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - t0) * 1000:.2f}"
+        return resp
 
     return handler
+
+
+async def _answer(
+    ctx: Ctx, fn: Callable[[Ctx, Request], Awaitable[Response]], request: Request
+) -> Response:
+    """The view's answer, or the page that says why it cannot be given."""
+    try:
+        return await fn(ctx, request)
+    except NeedLogin:
+        if request.method == "GET":
+            nxt = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            return RedirectResponse(f"/login?next={nxt}", status_code=303)
+        return ctx.render(request, "error.html", 401, error=_expired())
+    except (NotAllowedError, CsrfError) as e:
+        return ctx.render(request, "error.html", 403, error=e)
+    except ClubError as e:
+        return ctx.render(request, "error.html", 400, error=e)
+    except LoyaltyError as e:
+        log.warning("console: %s", e)
+        return ctx.render(request, "error.html", 400, error=e)
 
 
 def _expired() -> ClubError:

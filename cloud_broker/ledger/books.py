@@ -85,6 +85,7 @@ class MemberState:
     lots: list[Lot] = field(default_factory=list)  # those with points left, and the overdraft
     spend_delta: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
+    anniversary_claimed: int = 0  # the Jalali year of the last anniversary gift
 
 
 @dataclass(slots=True)
@@ -132,7 +133,7 @@ class Books:
         for part in chunks(todo):
             for row in self.tx.all(
                 "SELECT member, tenant, points, wallet, tier, visits, "
-                "birthday, birthday_claimed, version, device_seqs FROM "
+                "birthday, birthday_claimed, version, device_seqs, anniversary_claimed FROM "
                 f"members WHERE member IN ({marks(len(part))})",
                 part,
             ):
@@ -147,6 +148,7 @@ class Books:
                     int(row[7]),
                     int(row[8]),
                     json.loads(row[9]),
+                    anniversary_claimed=int(row[10]),
                 )
             for r in self.tx.all(
                 f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
@@ -502,6 +504,7 @@ class Books:
                     ms.visits,
                     ms.birthday,
                     ms.birthday_claimed,
+                    ms.anniversary_claimed,
                     ms.version,
                     json.dumps(ms.device_seqs, sort_keys=True),
                     ms.member,
@@ -511,8 +514,8 @@ class Books:
             ms.dirty = False
         tx.executemany(
             "UPDATE members SET points = ?, wallet = ?, tier = ?, visits = ?, "
-            "birthday = ?, birthday_claimed = ?, version = ?, device_seqs = ? "
-            "WHERE member = ?",
+            "birthday = ?, birthday_claimed = ?, anniversary_claimed = ?, version = ?, "
+            "device_seqs = ? WHERE member = ?",
             rows,
         )
         changed = [ms.member for ms in dirty]

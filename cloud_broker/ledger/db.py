@@ -48,6 +48,8 @@ _PG_RETRY = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 
 
 class Cursor(Protocol):
+    rowcount: int  # rows an UPDATE or DELETE changed
+
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
 

@@ -38,28 +38,28 @@ def store(db: Database, doc: dict[str, Any], raw: bytes | None = None) -> RuleSe
     """Keep bundle ``doc`` (and its signed form); the same version again is a no-op, a
     different document under a version already kept is refused (RuleError)."""
     rs = compile_rules(doc)
-    text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
-
-    def step(tx: Tx) -> None:
-        row = tx.one(
-            "SELECT doc FROM rule_bundles WHERE tenant = ? AND version = ?", (rs.tenant, rs.version)
-        )
-        if row is not None:
-            if json.loads(row[0]) != json.loads(text):
-                raise RuleError(
-                    "bundle",
-                    f"head office already holds a different rules bundle v{rs.version}: a "
-                    "published version never changes; publish a higher one",
-                )
-            return
-        tx.execute(
-            "INSERT INTO rule_bundles (tenant, version, doc, raw, stored_at) VALUES "
-            "(?, ?, ?, ?, ?)",
-            (rs.tenant, rs.version, text, raw, int(time.time() * 1000)),
-        )
-
-    db.run(step)
+    db.run(lambda tx: store_tx(tx, rs, doc, raw))
     return rs
+
+
+def store_tx(tx: Tx, rs: RuleSet, doc: dict[str, Any], raw: bytes | None = None) -> None:
+    """:func:`store` inside the caller's transaction (``rs`` compiled from ``doc``)."""
+    text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
+    row = tx.one(
+        "SELECT doc FROM rule_bundles WHERE tenant = ? AND version = ?", (rs.tenant, rs.version)
+    )
+    if row is not None:
+        if json.loads(row[0]) != json.loads(text):
+            raise RuleError(
+                "bundle",
+                f"head office already holds a different rules bundle v{rs.version}: a "
+                "published version never changes; publish a higher one",
+            )
+        return
+    tx.execute(
+        "INSERT INTO rule_bundles (tenant, version, doc, raw, stored_at) VALUES (?, ?, ?, ?, ?)",
+        (rs.tenant, rs.version, text, raw, int(time.time() * 1000)),
+    )
 
 
 def store_signed(db: Database, raw: bytes, pinned: Ed25519PublicKey) -> RuleSet:

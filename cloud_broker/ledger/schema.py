@@ -330,4 +330,79 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
     CREATE INDEX journals_member_id ON journals (member, id);
     DROP INDEX journals_member;
     """,
+    # 6: the programme run from the console: drafts, sample baskets, the rules keys, what
+    #    the service publishes retained, coupons members hold, referrals
+    """
+    CREATE TABLE programme_drafts (
+        id {id},
+        tenant TEXT NOT NULL,
+        base_version {bigint} NOT NULL,
+        doc TEXT NOT NULL,
+        state TEXT NOT NULL,
+        note TEXT,
+        rollback_of {bigint},
+        editors TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        updated_at {bigint} NOT NULL,
+        submitted_by TEXT,
+        submitted_at {bigint},
+        approved_by TEXT,
+        approved_at {bigint},
+        published_version {bigint}
+    );
+    CREATE INDEX programme_drafts_state ON programme_drafts (state, id);
+    CREATE TABLE programme_samples (
+        id {id},
+        name TEXT NOT NULL,
+        basket TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL
+    );
+    CREATE TABLE rules_keys (
+        number {bigint} PRIMARY KEY,
+        tenant TEXT NOT NULL,
+        public_key {blob} NOT NULL,
+        state TEXT NOT NULL,
+        endorsement {blob},
+        created_at {bigint} NOT NULL,
+        activated_at {bigint},
+        retired_at {bigint}
+    );
+    CREATE TABLE rules_outbox (
+        id {id},
+        topic TEXT NOT NULL,
+        raw {blob} NOT NULL,
+        queued_at {bigint} NOT NULL
+    );
+    CREATE TABLE member_coupons (
+        id {id},
+        member TEXT NOT NULL,
+        code TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        valid_until INTEGER,
+        batch TEXT NOT NULL,
+        issued_by TEXT NOT NULL,
+        issued_at {bigint} NOT NULL,
+        used_at {bigint},
+        used_device TEXT,
+        used_seq {bigint},
+        revoked_at {bigint}
+    );
+    CREATE UNIQUE INDEX member_coupons_holding ON member_coupons (member, code);
+    CREATE INDEX member_coupons_batch ON member_coupons (batch);
+    ALTER TABLE members ADD COLUMN referral_code TEXT;
+    ALTER TABLE members ADD COLUMN referred_by TEXT;
+    ALTER TABLE members ADD COLUMN anniversary_claimed INTEGER NOT NULL DEFAULT 0;
+    CREATE UNIQUE INDEX members_referral ON members (referral_code);
+    CREATE TABLE referral_rewards (
+        referee TEXT PRIMARY KEY,
+        referrer TEXT NOT NULL,
+        journal_id {bigint} NOT NULL,
+        at {bigint} NOT NULL
+    );
+    ALTER TABLE device_status ADD COLUMN rules_key {bigint};
+    CREATE INDEX alerts_open ON alerts (acknowledged_at);
+    CREATE INDEX quarantine_open ON quarantine (resolved_at, code);
+    """,
 ]

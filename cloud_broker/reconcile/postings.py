@@ -61,28 +61,69 @@ class Postings:
         for a in p.get(R.K_APPLIED, ()):
             if a.get(R.AP_BIRTHDAY):
                 ms.birthday_claimed = max(ms.birthday_claimed, a[R.AP_BIRTHDAY])
+            if a.get(R.AP_ANNIVERSARY):
+                ms.anniversary_claimed = max(ms.anniversary_claimed, a[R.AP_ANNIVERSARY])
             code = a.get(R.AP_COUPON)
             if code:
-                self.coupon(code, ms.member, d, seq)
+                self.coupon(code, ms, d, seq, jid, day, a)
 
-    def coupon(self, code: str, member: str, d: str, seq: int) -> None:
+    def coupon(
+        self, code: str, ms: MemberState, d: str, seq: int, jid: int, day: int, a: dict[int, Any]
+    ) -> None:
+        """The member used ``code`` on this sale: a coupon they held is used up (single use);
+        a single-use code they had used already (at two stores during an outage) was still
+        honoured at the till, so the sale stands, and what the second use gave is taken back
+        from the member as an overdraft (wallet Rials for the discount, points for points),
+        with an alert."""
         r = self.rs.by_code.get(code)
-        others = self.tx.all("SELECT member, device, seq FROM coupon_uses WHERE code = ?", (code,))
+        member = ms.member
+        uses = self.tx.all(
+            "SELECT member, device, seq FROM coupon_uses WHERE code = ? AND NOT (device = ? AND "
+            "seq = ?)",
+            (code, d, seq),
+        )
         self.tx.execute(
             "INSERT INTO coupon_uses (code, member, device, seq) VALUES (?,?,?,?) "
             "ON CONFLICT (code, device, seq) DO NOTHING",
             (code, member, d, seq),
         )
-        if r is not None and r.p.get("single_use") and others:
+        if r is None or not r.p.get("single_use"):
+            return
+        self.tx.execute(
+            "UPDATE member_coupons SET used_at = ?, used_device = ?, used_seq = ? WHERE "
+            "member = ? AND code = ? AND used_at IS NULL",
+            (self.books.now, d, seq, member, code),
+        )
+        mine = [u for u in uses if u[0] == member]
+        if mine:
+            self._reused(code, ms, d, seq, jid, day, a, mine[0])
+        elif uses and not r.p.get("member_bound"):  # one voucher, two customers
             self.books.alert(
                 "warning",
                 "coupon_reuse",
                 f"single-use coupon {code} used again "
-                f"(first by {others[0][0]} at {others[0][1]} seq {others[0][2]})",
+                f"(first by {uses[0][0]} at {uses[0][1]} seq {uses[0][2]})",
                 member,
                 d,
                 seq,
             )
+
+    def _reused(self, code: str, ms: MemberState, d: str, seq: int, jid: int, day: int,
+                a: dict[int, Any], first: Any) -> None:  # fmt: skip
+        tenant = str(self.tx.one("SELECT tenant FROM members WHERE member = ?", (ms.member,))[0])
+        discount, points = int(a.get(R.AP_DISCOUNT) or 0), int(a.get(R.AP_POINTS) or 0)
+        self.books.wallet(jid, ms, -discount, s_acct(tenant, "coupon_reuse"), d, seq)
+        self.books.spend(jid, ms, points, day, s_acct(tenant, "coupon_reuse"), d, seq)
+        self.books.alert(
+            "critical" if discount or points else "warning",
+            "coupon_reuse",
+            f"single-use coupon {code} used again by the same member (first at {first[1]} seq "
+            f"{first[2]}): the sale stands; the {discount:,} Rials and {points:,} points it gave "
+            "are owed by the member",
+            ms.member,
+            d,
+            seq,
+        )
 
     def _orig(
         self, p: dict[int, Any], member: str | None

@@ -37,6 +37,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -96,6 +97,7 @@ class Service:
         self._prov: queue.Queue[Incoming] = queue.Queue()  # provisioning requests
         self._bundles: queue.Queue[Incoming] = queue.Queue()  # rules bundles published
         self._statuses: queue.Queue[Incoming] = queue.Queue()  # what terminals say of themselves
+        self._last_outbox_scan = 0.0
         self._last_queue_scan = 0.0
         self._stop = threading.Event()
         self._connected = threading.Event()
@@ -330,6 +332,24 @@ class Service:
             if qos:
                 self._client.ack(mid, qos)
 
+    def _rules_outbox(self) -> None:
+        """Publish, retained, what the console queued (an approved programme bundle, the
+        rules keys' endorsements), then forget it; records that waited for that bundle are
+        applied now that it is kept."""
+        if not self._connected.is_set():
+            return
+        rows = self.db.read("SELECT id, topic, raw FROM rules_outbox ORDER BY id LIMIT 20")
+        for rid, topic, raw in rows:
+            info = self._client.publish(str(topic), bytes(raw), qos=1, retain=True)
+            info.wait_for_publish(10)
+            if not info.is_published():
+                log.warning("publishing %s did not complete: it is tried again", topic)
+                return
+            self.db.run(partial(_forget_outbox, rid=int(rid)))
+            log.info("published %s (retained)", topic)
+        if rows:
+            self._retry_parked()
+
     def _queued_snapshots(self) -> None:
         """Members whose balances another process changed (the console's adjustments and
         merges): their snapshots go to the stores, then the queue rows go."""
@@ -456,6 +476,9 @@ class Service:
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        if now - self._last_outbox_scan >= self.cfg.snapshot_interval:
+            self._last_outbox_scan = now
+            self._rules_outbox()
         if self.cfg.snapshots and now - self._last_queue_scan >= self.cfg.snapshot_interval:
             self._last_queue_scan = now
             self._queued_snapshots()
@@ -497,8 +520,9 @@ def build_snapshots(
     for part in chunks(members):
         q = marks(len(part))
         rows = tx.all(
-            "SELECT member, tenant, points, wallet, tier, visits, birthday, "
-            f"birthday_claimed, version, device_seqs FROM members WHERE member IN ({q})",
+            "SELECT member, tenant, points, wallet, tier, visits, birthday, birthday_claimed, "
+            "version, device_seqs, anniversary, anniversary_claimed, referral_code FROM members "
+            f"WHERE member IN ({q})",
             part,
         )
         spend: dict[str, list[tuple[int, int]]] = {}
@@ -519,6 +543,13 @@ def build_snapshots(
             part,
         ):
             coupons.setdefault(m, []).append(str(c))
+        held: dict[str, list[str]] = {}
+        for m, c in tx.all(
+            f"SELECT member, code FROM member_coupons WHERE member IN ({q}) AND used_at IS NULL "
+            "AND revoked_at IS NULL AND (valid_until IS NULL OR valid_until >= ?) ORDER BY code",
+            (*part, today),
+        ):
+            held.setdefault(m, []).append(str(c))
         for r in rows:
             m = str(r[0])
             out.append(
@@ -537,7 +568,15 @@ def build_snapshots(
                         json.loads(r[9]),
                         tuple(cards.get(m, ())),
                         tuple(coupons.get(m, ())),
+                        tuple(held.get(m, ())),
+                        r[10],
+                        int(r[11]),
+                        r[12],
                     ),
                 )
             )
     return out
+
+
+def _forget_outbox(tx: Tx, rid: int) -> None:
+    tx.execute("DELETE FROM rules_outbox WHERE id = ?", (rid,))

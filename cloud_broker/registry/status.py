@@ -29,12 +29,14 @@ def record(db: Database, topic: str, payload: bytes) -> bool:
             return False
         tx.execute(
             "INSERT INTO device_status (device, state, reason, depth, applied_through, "
-            "rules_version, device_wall_ms, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "rules_version, device_wall_ms, received_at, rules_key) VALUES (?, ?, ?, ?, ?, ?, ?, "
+            "?, ?) "
             "ON CONFLICT (device) DO UPDATE SET state = excluded.state, reason = "
             "excluded.reason, depth = excluded.depth, applied_through = "
             "excluded.applied_through, rules_version = COALESCE(excluded.rules_version, "
             "device_status.rules_version), device_wall_ms = excluded.device_wall_ms, "
-            "received_at = excluded.received_at",
+            "received_at = excluded.received_at, rules_key = COALESCE(excluded.rules_key, "
+            "device_status.rules_key)",
             (
                 device,
                 str(st.get("state")),
@@ -44,6 +46,7 @@ def record(db: Database, topic: str, payload: bytes) -> bool:
                 _int(st.get("rules_version")),
                 _int(st.get("wall_ms")),
                 int(time.time() * 1000),
+                _int(st.get("rules_key")),
             ),
         )
         return True

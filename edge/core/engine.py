@@ -68,15 +68,22 @@ def _time_ok(r, day, weekday, minute):
 
 
 def _birthday_ok(r, member, day):
-    if member is None or member.birthday is None:
+    # a birthday rule's occasion: the member's birthday or their wedding anniversary
+    if member is None:
         return False
-    by, bm, bd = member.birthday
+    if r.p["occasion"] == "anniversary":
+        date, claimed = member.anniversary, member.anniversary_claimed
+    else:
+        date, claimed = member.birthday, member.birthday_claimed
+    if date is None:
+        return False
+    by, bm, bd = date
     jy = jalali.from_days(day)[0]
     # The nearest anniversary: this Jalali year's, or a neighbour's across Nowruz.
     for y in (jy - 1, jy, jy + 1):
         a = jalali.anniversary(by, bm, bd, y)
         if a - r.p["days_before"] <= day <= a + r.p["days_after"]:
-            if r.p["once_a_year"] and member.birthday_claimed >= y:
+            if r.p["once_a_year"] and claimed >= y:
                 return False
             return y
     return False
@@ -247,7 +254,10 @@ def quote(rs, basket, member=None, at=None, used_codes=None):
             if r in coupon_of:
                 extra["coupon"] = coupon_of[r]
             if r in bday_year:
-                extra["birthday_year"] = bday_year[r]
+                if r.p["occasion"] == "anniversary":
+                    extra["anniversary_year"] = bday_year[r]
+                else:
+                    extra["birthday_year"] = bday_year[r]
             gave = 0
             if r.p.get("bp") is not None or r.p.get("off_rials") is not None:
                 gave = _discount(r, lines, b, st, txn_cap, line_bp, extra)

@@ -223,6 +223,16 @@ class Member:
                     "member.birthday", "not a Jalali date YYYY-MM-DD (%s)" % (e.reason,)
                 ) from None
         self.birthday_claimed = _int_field(m, "birthday_claimed", "member", 0, 9999, 0)
+        self.anniversary = None
+        a = m.get("anniversary")
+        if a is not None:
+            try:
+                self.anniversary = jalali.parse(a)
+            except DateError as e:
+                raise _bad(
+                    "member.anniversary", "not a Jalali date YYYY-MM-DD (%s)" % (e.reason,)
+                ) from None
+        self.anniversary_claimed = _int_field(m, "anniversary_claimed", "member", 0, 9999, 0)
         self.coupons = self._codes(m, "coupons")
         self.used_coupons = self._codes(m, "used_coupons")
         # Rolling spend over the tier window, up to and including today.

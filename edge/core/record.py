@@ -85,6 +85,7 @@ AP_POINTS = 3
 AP_WALLET = 4
 AP_COUPON = 5
 AP_BIRTHDAY = 6
+AP_ANNIVERSARY = 7
 # in the extra map, under K_EXTRA of an enroll, an adjustment, a heartbeat
 EN_HOW = 0  # enroll: phone | card
 EN_REF = 1  # enroll: the phone number or card id
@@ -161,6 +162,8 @@ def _applied(applied):
             m[AP_COUPON] = a["coupon"]
         if a.get("birthday_year"):
             m[AP_BIRTHDAY] = a["birthday_year"]
+        if "anniversary_year" in a:
+            m[AP_ANNIVERSARY] = a["anniversary_year"]
         out.append(m)
     return out
 

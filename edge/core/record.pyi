@@ -46,6 +46,7 @@ AP_POINTS: int
 AP_WALLET: int
 AP_COUPON: int
 AP_BIRTHDAY: int
+AP_ANNIVERSARY: int
 EN_HOW: int
 EN_REF: int
 EN_BIRTHDAY: int

@@ -42,7 +42,16 @@ KINDS = {
     ),
     "birthday": (
         PHASE_DISCOUNT,
-        ("days_before", "days_after", "once_a_year", "bp", "off_rials", "max_rials", "points"),
+        (
+            "occasion",
+            "days_before",
+            "days_after",
+            "once_a_year",
+            "bp",
+            "off_rials",
+            "max_rials",
+            "points",
+        ),
         False,
     ),
     "cashback": (PHASE_CASHBACK, ("bp",), True),
@@ -75,6 +84,8 @@ _POLICY_FIELDS = (
     "refund_clawback",
     "point_value_rials",
     "adjust_overdraft",
+    "referral_referrer_points",
+    "referral_referee_points",
 )
 CLAWBACK = ("deduct", "overdraft")
 _LIMIT_FIELDS = (
@@ -360,6 +371,10 @@ def _compile_params(where, kind, src):
         p["points"] = _int(where, src, "points", 1, 10**6, 0)
         _effect_amount(where, p, src, need_one=p["points"] == 0)
     elif kind == "birthday":
+        # the member's birthday, or their wedding anniversary (both Jalali dates)
+        p["occasion"] = src.get("occasion", "birthday")
+        if p["occasion"] != "birthday" and p["occasion"] != "anniversary":
+            raise _fail(where, "occasion must be 'birthday' or 'anniversary'")
         p["days_before"] = _int(where, src, "days_before", 0, 31, 0)
         p["days_after"] = _int(where, src, "days_after", 0, 31, 0)
         p["once_a_year"] = _bool(where, src, "once_a_year", True)
@@ -559,6 +574,12 @@ def compile_rules(doc):
         "point_value_rials": _int("policy", pol, "point_value_rials", 0, 1000000000, 0),
         # head office's adjustments may take a balance below zero (1) or not (0)
         "adjust_overdraft": _int("policy", pol, "adjust_overdraft", 0, 1, 0),
+        # points head office grants, once, when a referred member's first sale is booked:
+        # to the member who referred them and to the new member (0: no referral programme)
+        "referral_referrer_points": _int(
+            "policy", pol, "referral_referrer_points", 0, MAX_POINTS, 0
+        ),
+        "referral_referee_points": _int("policy", pol, "referral_referee_points", 0, MAX_POINTS, 0),
     }
     if rs.policy["refund_clawback"] not in CLAWBACK:
         raise _fail("policy", "refund_clawback must be deduct or overdraft")

@@ -65,7 +65,7 @@ def decode_gap(data: bytes) -> list[tuple[int, int]]:
 
 
 def encode_status(state: str, reason: str = "", **info: int | None) -> bytes:
-    keys = {"depth": 2, "applied_through": 3, "rules_version": 4, "wall_ms": 5}
+    keys = {"depth": 2, "applied_through": 3, "rules_version": 4, "wall_ms": 5, "rules_key": 6}
     m: dict[int, Any] = {0: state}
     if reason:
         m[1] = reason
@@ -86,5 +86,6 @@ def decode_status(data: bytes) -> dict[str, Any]:
         3: "applied_through",
         4: "rules_version",
         5: "wall_ms",
+        6: "rules_key",
     }
     return {names[k]: v for k, v in m.items() if k in names}

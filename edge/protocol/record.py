@@ -334,10 +334,10 @@ def _validate_money(p: dict[int, Any], kind: str) -> None:
         if type(applied) is not list or len(applied) > 1000:
             raise _fail("bad_field", "applied must be a list")
         for i, raw_entry in enumerate(applied):
-            e = _map(raw_entry, f"applied[{i}]", range(R.AP_BIRTHDAY + 1))
+            e = _map(raw_entry, f"applied[{i}]", range(R.AP_ANNIVERSARY + 1))
             _text(e.get(R.AP_RULE), f"applied[{i}].rule")
             _text(e.get(R.AP_KIND), f"applied[{i}].kind")
-            for j in (R.AP_DISCOUNT, R.AP_POINTS, R.AP_WALLET, R.AP_BIRTHDAY):
+            for j in (R.AP_DISCOUNT, R.AP_POINTS, R.AP_WALLET, R.AP_BIRTHDAY, R.AP_ANNIVERSARY):
                 if j in e:
                     _int(e[j], f"applied[{i}].{j}")
             if R.AP_COUPON in e:

@@ -5,7 +5,12 @@
                4: visits, 5: [[day number, rials], ...] spend in the tier window,
                6: birthday (Jalali YYYY-MM-DD) or null, 7: birthday year claimed,
                8: version, 9: {device: last seq of that device applied for this member},
-               10: [card ids], 11: [single-use coupon codes used]}
+               10: [card ids], 11: [single-use coupon codes used],
+               12: [coupon codes the member holds], 13: wedding anniversary (Jalali) or
+               null, 14: anniversary year claimed, 15: the member's referral code or null}
+
+Fields 12 to 15 are optional (a snapshot without them means none); a terminal that does
+not know them ignores them.
 
 A terminal adds its own activity for the member with seq above ``9[its device]`` (its
 records head office had not applied when the snapshot was made) to estimate the balance.
@@ -36,6 +41,10 @@ class MemberSnapshot:
     device_seqs: dict[str, int]
     cards: tuple[str, ...] = ()
     used_coupons: tuple[str, ...] = ()
+    coupons: tuple[str, ...] = ()  # held: issued by head office, valid, not used up
+    anniversary: str | None = None
+    anniversary_claimed: int = 0
+    referral_code: str | None = None
 
     def to_map(self) -> dict[int, Any]:
         return {
@@ -51,6 +60,10 @@ class MemberSnapshot:
             9: dict(self.device_seqs),
             10: list(self.cards),
             11: list(self.used_coupons),
+            12: list(self.coupons),
+            13: self.anniversary,
+            14: self.anniversary_claimed,
+            15: self.referral_code,
         }
 
 
@@ -104,6 +117,10 @@ def decode(data: bytes) -> tuple[list[MemberSnapshot], int]:
                 {k: _int(v, "seq") for k, v in seqs.items()},
                 _texts(s.get(10, []), "cards"),
                 _texts(s.get(11, []), "used coupons"),
+                _texts(s.get(12, []), "coupons"),
+                s.get(13) if type(s.get(13)) is str else None,
+                _int(s.get(14, 0), "anniversary year"),
+                s.get(15) if type(s.get(15)) is str else None,
             )
         )
     return out, _int(m.get(1, 0), "time")

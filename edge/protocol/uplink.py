@@ -327,6 +327,7 @@ class Uplink(threading.Thread):
                 applied_through=applied,
                 wall_ms=int(time.time() * 1000),
                 rules_version=info.get("rules_version"),
+                rules_key=info.get("rules_key"),
             ),
             qos=1,
             retain=True,

@@ -50,9 +50,10 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "`member_search_and_page`: 1,000 searches as support agents type them (phones in "
         "Persian, Latin, +98 and 0098 forms, card ids, names being typed) and 1,000 member "
         "pages, on a ledger of 500,000 members and 5,000,000 sale records written by "
-        "`tests/bench/ledger_gen.py`; `*_p99_ms` is the club function the page calls (head "
-        "office's server time without HTTP), `http_*_p99_ms` the whole request to the console "
-        "process on loopback, rendering included (goal p99 <= 50 ms).  "
+        "`tests/bench/ledger_gen.py`; `search_`/`page_p99_ms`: the club function the page "
+        "calls; `server_*_p99_ms`: the whole request inside the console process (its "
+        "Server-Timing header: session, query, rendering); `http_*_p99_ms`: as the client on "
+        "the same machine saw it (goal: server time p99 <= 50 ms).  "
         "`reconciler_beside_a_busy_console`: 10,000 live sale records reconciled alone, then "
         "again while the console serves 8 support agents (a page every quarter second each) "
         "on the same ledger; `ratio` is the second rate over the first (goal >= 0.9).",

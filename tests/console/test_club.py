@@ -198,7 +198,9 @@ def test_todays_figures_and_liability(club: HO) -> None:
     liab = t["liability"]
     assert (liab["points"], liab["wallet"]) == (420, 10_000)
     assert liab["total_rials"] == 420 * club.rs.policy["point_value_rials"] + 10_000
-    assert [d["device"] for d in t["devices"]] == ["pos-1"]
+    fleet = t["fleet"]  # no status heard yet: offline, and on the list that needs a look
+    assert (fleet["online"], fleet["offline"], fleet["revoked"]) == (0, 1, 0)
+    assert [d["device"] for d in fleet["attention"]] == ["pos-1"]
 
 
 def test_stores_tokens_and_revocation_are_audited(club: HO) -> None:

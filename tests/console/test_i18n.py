@@ -20,7 +20,10 @@ RUNTIME = (
     "dismissed", "member.adjust", "member.link_card", "member.edit", "device.register",
     "device.revoke", "token.issue", "store.save", "operator.add", "operator.disable",
     "operator.enable", "operator.locked", "session.start", "alert.ack", "quarantine.admit",
-    "quarantine.dismiss",
+    "quarantine.dismiss", "editing", "submitted", "published", "discarded", "next", "retired",
+    "added", "removed", "changed", "programme.start", "programme.edit", "programme.submit",
+    "programme.reopen", "programme.discard", "programme.publish", "programme.sample",
+    "rules_key.adopt", "rules_key.prepare", "rules_key.switch",
 )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ def test_generated_config_has_tls_identity_and_per_device_acl(world: World) -> N
     assert f"pattern write {T}/records/+/%u" in acl
     assert f"pattern read {T}/ack/%u" in acl
     assert f"pattern read {T}/rules" in acl and f"pattern write {T}/rules" not in acl
+    assert f"pattern read {T}/rules_keys" in acl  # key rotation reaches the terminals
     assert "user head-office" in acl and "topic readwrite loyalty/v1/#" in acl
 
 

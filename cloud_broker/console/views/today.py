@@ -11,5 +11,5 @@ from cloud_broker.console.web import Ctx
 
 async def dashboard(ctx: Ctx, request: Request) -> Response:
     await ctx.operator(request)
-    figures = await ctx.call(today.figures, ctx.db(), ctx.rs())
+    figures = await ctx.call(today.figures, ctx.db(), ctx.rs(), ctx.totals)
     return ctx.render(request, "today.html", t=figures)

@@ -1,0 +1,3 @@
+"""Programme fixtures: the ledger on both databases (tests/cloud/conftest.py)."""
+
+from tests.cloud.conftest import ho, ledger_url  # noqa: F401 - re-exported fixtures
