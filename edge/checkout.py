@@ -232,25 +232,38 @@ class Checkout:
         s.member, s.ident, s.enrolled = member, ident, enrolled
         return s
 
-    def enroll(self, phone: str) -> dict[str, Any]:
+    def enroll(self, phone: str, referral: str | None = None) -> dict[str, Any]:
         """Enrol a phone number now, with the customer's consent (a kiosk, or the POS's own
-        enrol button); an existing member is simply reported as such."""
+        enrol button), and the referral code of the member who sent them if they give one
+        (head office rewards both with the first sale); an existing member is simply
+        reported as such."""
         self.mine()
         try:
             member = normalise(phone)
         except CoreError as e:
             raise CheckoutError("bad_phone", e.en, e.fa) from e
+        code = None
+        if referral is not None and referral.strip():
+            code = "".join(c for c in referral.upper() if c.isalnum())
+            if not 4 <= len(code) <= 12 or not code.isascii():
+                raise CheckoutError(
+                    "bad_referral", "a referral code is 4 to 12 letters and digits",
+                    "کد معرف باید ۴ تا ۱۲ حرف و رقم لاتین باشد.",
+                )  # fmt: skip
         if self.members.known(member):
             return {"member": member, "enrolled": False}
         self.recordable()
-        self._enroll(member, charged=False)
+        self._enroll(member, charged=False, referral=code)
         return {"member": member, "enrolled": True}
 
-    def _enroll(self, member: str, *, charged: bool) -> Record:
+    def _enroll(self, member: str, *, charged: bool, referral: str | None = None) -> Record:
         now = self.clock.now()
+        extra: dict[int, Any] = {R.EN_HOW: "phone", R.EN_REF: member}
+        if referral:
+            extra[R.EN_REFERRAL] = referral
         rec = self.outbox.commit(
             "enroll",
-            {R.K_EXTRA: {R.EN_HOW: "phone", R.EN_REF: member}},
+            {R.K_EXTRA: extra},
             member=R.member_field("phone", member),
             offline=not self.online(),
             delta=MemberDelta(member, now.iso()[:10]),
@@ -408,7 +421,13 @@ class Checkout:
                     "bank": ref,
                     "quote": q,
                     "enrolled": new_member,
-                    "receipt": receipt.sale(q, self.ident.store, rec.seq, enrolled=new_member),
+                    "receipt": receipt.sale(
+                        q,
+                        self.ident.store,
+                        rec.seq,
+                        enrolled=new_member,
+                        referral=self.members.referral_code(p.member) if p.member else None,
+                    ),
                     "bank_receipt": list(res.receipt_lines),
                     "en": res.en,
                     "fa": res.fa,

@@ -10,7 +10,8 @@ Unix socket.
     POST /v1/sessions/{id}/cancel
     POST /v1/sales/{seq}/refund           {"lines": [{"line": 0, "qty": 1}]} | {"all": true}
     POST /v1/sales/{seq}/void
-    POST /v1/members                      {"phone": "...", "consent": true}  enrol now
+    POST /v1/members                      {"phone": "...", "consent": true,
+                                           "referral": "CODE"?}  enrol now
 
 Errors are ``{"error": code, "en": ..., "fa": ...}``; this module alone maps each code to
 its HTTP status (:data:`STATUS`), for the domain's errors and for HTTP's own (a garbage
@@ -49,6 +50,7 @@ STATUS: dict[str, int] = {
     "bad_json": 400,
     "bad_basket": 400,
     "bad_phone": 400,
+    "bad_referral": 400,
     "bad_card": 400,
     "bad_refund": 400,
     "wrong_store": 400,
@@ -265,7 +267,10 @@ class Handler(BaseHTTPRequestHandler):
                     "enrolment needs the customer's consent: send consent true",
                     "عضویت به رضایت مشتری نیاز دارد.",
                 )
-            return 200, a.call(a.checkout.enroll, _text(body, "phone", "شماره موبایل"))
+            referral = body.get("referral")
+            if referral is not None and not isinstance(referral, str):
+                raise _err("bad_request", "referral: text", "کد معرف باید متن باشد.")
+            return 200, a.call(a.checkout.enroll, _text(body, "phone", "شماره موبایل"), referral)
         m = _SESSION.match(path)
         if m:
             return self._session(method, m.group(1), m.group(2))

@@ -13,7 +13,9 @@ from edge.core.text import fa_digits, group, num_fa, rials_en, rials_fa
 WIDTH = 42
 
 
-def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dict[str, list[str]]:
+def sale(
+    q: dict[str, Any], store: str, seq: int, enrolled: bool = False, referral: str | None = None
+) -> dict[str, list[str]]:
     t = parse_timestamp(q["at"])
     jdate = jalali.format_date(t["day"])
     hhmm = q["at"][11:16]
@@ -53,6 +55,9 @@ def sale(q: dict[str, Any], store: str, seq: int, enrolled: bool = False) -> dic
             en.append(f"Wallet: {rials_en(m['wallet_after'])}")
         fa.append(f"سطح عضویت: {m['tier_fa']}")
         en.append(f"Tier: {m['tier_en']}")
+        if referral:  # head office's code for this member: friends give it when they join
+            fa.append(f"کد معرفی شما: {referral}")
+            en.append(f"Your referral code: {referral}")
     return {"fa": fa, "en": en}
 
 

@@ -23,11 +23,14 @@ NEVER = {
     "cloud_broker": ("firmware_tools", "demo", "tests", "edge.agent", "edge.posapi"),
     # head office: the ledger below everything, the console on top
     "cloud_broker/ledger": ("cloud_broker.reconcile", "cloud_broker.registry",
-                            "cloud_broker.club", "cloud_broker.console"),
+                            "cloud_broker.club", "cloud_broker.programme",
+                            "cloud_broker.console"),
     "cloud_broker/registry": ("cloud_broker.reconcile", "cloud_broker.club",
                               "cloud_broker.console"),
-    "cloud_broker/reconcile": ("cloud_broker.club", "cloud_broker.console"),
-    "cloud_broker/club": ("cloud_broker.console",),
+    "cloud_broker/reconcile": ("cloud_broker.club", "cloud_broker.programme",
+                               "cloud_broker.console"),
+    "cloud_broker/club": ("cloud_broker.programme", "cloud_broker.console"),
+    "cloud_broker/programme": ("cloud_broker.console",),
 }  # fmt: skip
 
 

@@ -28,8 +28,8 @@ from typing import Any
 from cloud_broker.club.errors import ClubError
 from cloud_broker.club.members import set_profile
 from cloud_broker.club.operators import Operator
-from cloud_broker.ledger import audit
-from cloud_broker.ledger.books import IRR, PTS, Books, m_acct, s_acct
+from cloud_broker.ledger import audit, referrals
+from cloud_broker.ledger.books import IRR, PTS, Books, m_acct, queue_snapshots, s_acct
 from cloud_broker.ledger.db import Database, Tx
 from edge.core import jalali
 from edge.core.errors import CoreError
@@ -101,7 +101,7 @@ def _done(
             "INSERT INTO changes (idem, action, journal_id, audit_id, at) VALUES (?, ?, ?, ?, ?)",
             (idem, action, journal, aid, _now()),
         )
-    tx.execute("INSERT INTO snapshot_queue (member, queued_at) VALUES (?, ?)", (member, _now()))
+    queue_snapshots(tx, [member], _now())
     return Done(action, member, journal, aid)
 
 
@@ -356,5 +356,26 @@ def edit_profile(
         return _done(
             tx, actor, "member.edit", member, json.loads(json.dumps(detail)), None, idem, None
         )
+
+    return db.run(step)
+
+
+def set_referrer(
+    db: Database, actor: Operator, member: str, code: str, idem: str | None = None
+) -> Done:
+    """The member (new: no purchase yet) was referred by the owner of ``code``; both get
+    the programme's referral points with the member's first sale."""
+    actor.require("member_edit")
+
+    def step(tx: Tx) -> Done:
+        first = _repeat(tx, idem, "member.referrer")
+        if first is not None:
+            return first
+        _member_row(tx, member)
+        why = referrals.remember(tx, member, code)
+        if why is not None:
+            raise ClubError("referral_refused", why[0], why[1])
+        return _done(tx, actor, "member.referrer", member, {"code": referrals.normal(code)},
+                     None, idem, None)  # fmt: skip
 
     return db.run(step)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud_broker.club.errors import ClubError
+from cloud_broker.ledger import referrals
 from cloud_broker.ledger.books import IRR, PTS
 from cloud_broker.ledger.db import Database, Tx, marks
 from edge.core import record as R
@@ -222,6 +223,16 @@ def page(
             )
         ]
         out["history"] = _history(tx, member, history)
+        out["coupons"] = [
+            dict(zip(("code", "rule", "valid_until", "issued_at", "used_at", "used_device",
+                      "used_seq", "revoked_at"), r, strict=True))
+            for r in tx.all(
+                "SELECT code, rule, valid_until, issued_at, used_at, used_device, used_seq, "
+                "revoked_at FROM member_coupons WHERE member = ? ORDER BY issued_at DESC",
+                (member,),
+            )
+        ]  # fmt: skip
+        out["referral"] = referrals.of(tx, member)
         targets = [f"member:{w}" for w in whose]
         out["changes"] = [
             {

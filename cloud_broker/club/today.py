@@ -47,9 +47,10 @@ def _sales(tx: Tx, first: int, last: int) -> dict[str, int]:
 
 
 class Totals:
-    """The members and what the club owes them: a scan of every member (a tenth of a
-    second on half a million), so it is computed at most once a minute by whoever asks
-    first, and the page says as of when.  Thread-safe."""
+    """The members, the new ones and what the club owes them: a scan of every member (a
+    tenth of a second on half a million), so it is computed at most once a minute by whoever
+    asks first (the console counts in the background), and the page says as of when.
+    Thread-safe."""
 
     def __init__(self, max_age_s: float = 60.0) -> None:
         self.max_age_s = max_age_s
@@ -72,7 +73,14 @@ class Totals:
             "SELECT COUNT(*), COALESCE(SUM(points), 0), COALESCE(SUM(wallet), 0) FROM members "
             "WHERE merged_into IS NULL"
         )[0]
+        today = local_day()
+        new = db.read(
+            "SELECT COALESCE(SUM(CASE WHEN created_at >= ? THEN 1 ELSE 0 END), 0), COUNT(*) "
+            "FROM members WHERE created_at >= ?",
+            (day_start_ms(today), day_start_ms(month_start(today))),
+        )[0]
         value = {"members": int(row[0]), "points": int(row[1]), "wallet": int(row[2]),
+                 "new_today": int(new[0]), "new_month": int(new[1]),
                  "at": int(time.time() * 1000)}  # fmt: skip
         self._value = (time.monotonic(), value)
         return value
@@ -91,12 +99,8 @@ def figures(
         out["month"] = _sales(tx, first, today)
         out["members"] = counted["members"]
         out["counted_at"] = counted["at"]
-        out["new_today"] = int(
-            tx.one("SELECT COUNT(*) FROM members WHERE created_at >= ?", (day_start_ms(today),))[0]
-        )
-        out["new_month"] = int(
-            tx.one("SELECT COUNT(*) FROM members WHERE created_at >= ?", (day_start_ms(first),))[0]
-        )
+        out["new_today"] = counted["new_today"]
+        out["new_month"] = counted["new_month"]
         points, wallet = counted["points"], counted["wallet"]
         value = int(rs.policy.get("point_value_rials", 0))
         out["liability"] = {

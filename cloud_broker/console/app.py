@@ -28,6 +28,7 @@ from cloud_broker.club.errors import ClubError
 from cloud_broker.console import i18n
 from cloud_broker.console.views import (
     admin,
+    coupons,
     incidents,
     members,
     programme,
@@ -82,6 +83,10 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
         post("/members/{member}/adjust", members.adjust),
         post("/members/{member}/link", members.link_card),
         post("/members/{member}/edit", members.edit),
+        post("/members/{member}/referrer", members.referrer),
+        post("/members/{member}/coupons/revoke", coupons.revoke),
+        get("/coupons", coupons.overview),
+        post("/coupons", coupons.issue),
         get("/stores", stores.overview),
         post("/stores", stores.save_store),
         post("/stores/token", stores.token),

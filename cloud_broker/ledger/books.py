@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud_broker.ledger import referrals
 from cloud_broker.ledger.db import Tx, chunks, marks
 from edge.core.ruleset import RuleSet
 
@@ -534,6 +535,7 @@ class Books:
         for ms in self.members.values():
             for lot in ms.lots:
                 lot.dirty = False
+        referrals.ensure_codes(tx, changed)  # a member's code travels in their snapshot
         return changed
 
 
@@ -574,3 +576,17 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
             out[m] = total
     books.flush(today)
     return out
+
+
+def queue_snapshots(tx: Tx, members: list[str], now_ms: int) -> None:
+    """Members head office changed outside a record (the console, the API: a coupon, a
+    profile, a merge): a new version of each, queued for the reconciler service to publish
+    (a till keeps a snapshot only if its version is newer than the one it holds)."""
+    for part in chunks(members):
+        tx.execute(
+            f"UPDATE members SET version = version + 1 WHERE member IN ({marks(len(part))})", part
+        )
+    tx.executemany(
+        "INSERT INTO snapshot_queue (member, queued_at) VALUES (?, ?)",
+        [(m, now_ms) for m in members],
+    )

@@ -114,7 +114,10 @@ def quote_side_by_side(
     def run(tx: Tx) -> dict[str, Any] | None:
         if member is None:
             return None
-        return member_input(tx, member, _today(), max(current.window_days, draft.window_days))
+        m = member_input(tx, member, _today(), max(current.window_days, draft.window_days))
+        if m is None:
+            raise ClubError("unknown_member", "no such member", "چنین عضوی در باشگاه نیست.")
+        return m
 
     m = db.run(run, write=False)
     return _quote(current, basket, m, when), _quote(draft, basket, m, when)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cloud_broker.ledger import referrals
 from cloud_broker.ledger.books import Books, MemberState, s_acct, st_acct
 from cloud_broker.ledger.daily import DAILY_COLUMNS, DailyKey, daily_figures
 from cloud_broker.ledger.db import Tx
@@ -56,6 +57,8 @@ class Postings:
         b.earn(jid, ms, earned, day, d, seq, s_acct(tenant, "points_issued"))
         b.wallet(jid, ms, cashback, s_acct(tenant, "cashback_issued"), d, seq)
         b.wallet(jid, ms, -used, st_acct(tenant, store, "wallet_redeemed"), d, seq)
+        if ms.visits == 0:
+            self.referral(ms, tenant, day)
         ms.visits += 1
         b.add_spend(ms, day, p[R.K_AMOUNTS][R.A_PAID])
         for a in p.get(R.K_APPLIED, ()):
@@ -66,6 +69,25 @@ class Postings:
             code = a.get(R.AP_COUPON)
             if code:
                 self.coupon(code, ms, d, seq, jid, day, a)
+
+    def referral(self, ms: MemberState, tenant: str, day: int) -> None:
+        """The new member's first sale: both they and whoever referred them get the
+        programme's referral points, once (cloud_broker.ledger.referrals)."""
+        who = referrals.due(self.tx, ms.member)
+        pol = self.rs.policy
+        to_referrer = int(pol.get("referral_referrer_points", 0))
+        to_referee = int(pol.get("referral_referee_points", 0))
+        if who is None or not (to_referrer or to_referee):
+            return
+        b = self.books
+        b.ensure_members(tenant, [who])
+        jid = b.journal(tenant, "referral", None, None, ms.member, day)
+        source = s_acct(tenant, "points_referral")
+        b.earn(jid, ms, to_referee, day, None, None, source, kind="referral")
+        other = b.member(who)
+        b.earn(jid, other, to_referrer, day, None, None, source, kind="referral")
+        other.dirty = True
+        referrals.rewarded(self.tx, ms.member, who, jid, b.now)
 
     def coupon(
         self, code: str, ms: MemberState, d: str, seq: int, jid: int, day: int, a: dict[int, Any]
@@ -220,6 +242,11 @@ class Postings:
                 "ON CONFLICT (card) DO UPDATE SET member = excluded.member",
                 (card, ms.member),
             )
+        code = extra.get(R.EN_REFERRAL)
+        if isinstance(code, str) and code:
+            why = referrals.remember(self.tx, ms.member, code)
+            if why is not None:
+                self.books.alert("warning", "referral_refused", why[0], ms.member, None, None)
         bday = extra.get(R.EN_BIRTHDAY)
         if isinstance(bday, str) and not ms.birthday:
             ms.birthday = bday

@@ -90,6 +90,7 @@ AP_ANNIVERSARY = 7
 EN_HOW = 0  # enroll: phone | card
 EN_REF = 1  # enroll: the phone number or card id
 EN_BIRTHDAY = 2  # enroll: YYYY-MM-DD, Jalali
+EN_REFERRAL = 3  # enroll: the referral code of the member who referred the new one
 ADJ_REASON = 0
 ADJ_POINTS = 1
 ADJ_WALLET = 2

@@ -9,7 +9,8 @@ What it writes (tenant ``bench``, 100 stores of 5 terminals each):
 * members: 90% phone numbers (+98912...), 10% NFC cards (``card:04...``) of whom half also
   have a card linked to a phone member; each with a Persian name (first and last names from
   a list, so a name search finds thousands and must stop at its limit);
-* records: M sales spread over the members (about M/N each) and over the last year; each
+* records: M sales spread over the members (about M/N each) and over the last year (or
+  ``--days``); each
   row is a real sale record, raw bytes included, drawn from 64 signed templates with one to
   six lines (the console parses them as it would any record; their signatures and chain are
   not the row's, which nothing here checks);
@@ -175,7 +176,9 @@ def _chunks(n: int) -> Iterator[range]:
         yield range(start, min(n, start + CHUNK))
 
 
-def generate(url: str, members: int, records: int, seed: int = 1405, say: Any = print) -> None:
+def generate(
+    url: str, members: int, records: int, seed: int = 1405, say: Any = print, days: int = 365
+) -> None:
     """Write the ledger (see the module docstring) into an empty, just-made ``url``."""
     db = Database(url)
     db.migrate(MIGRATIONS)
@@ -207,7 +210,7 @@ def generate(url: str, members: int, records: int, seed: int = 1405, say: Any = 
             seqs[d] += 1
             seq = seqs[d]
             raw, paid, earned, gross = tmpl[rng.randrange(len(tmpl))]
-            day = today - rng.randrange(365)
+            day = today - rng.randrange(days)
             at = (day * 86400 - 210 * 60 + 9 * 3600 + rng.randrange(12 * 3600)) * 1000
             key = member_key(m)
             store = f"s{d % STORES:03d}"
@@ -299,8 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=500_000)
     ap.add_argument("--records", type=int, default=5_000_000)
     ap.add_argument("--seed", type=int, default=1405)
+    ap.add_argument("--days", type=int, default=365, help="the sales spread over these days")
     a = ap.parse_args(argv)
-    generate(a.ledger, a.members, a.records, a.seed)
+    generate(a.ledger, a.members, a.records, a.seed, days=a.days)
     return 0
 
 

@@ -58,6 +58,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "again while the console serves 8 support agents (a page every quarter second each) "
         "on the same ledger; `ratio` is the second rate over the first (goal >= 0.9).",
     ),
+    "test_bench_programme": (
+        "The programme's preview",
+        "20 sample baskets quoted for a member under the programme in force and under a "
+        "draft, then the draft's 30-day estimate (2,000 sampled sales re-quoted and scaled "
+        "up), on a ledger of 1,000,000 sales in the last 30 days written by "
+        "`tests/bench/ledger_gen.py --days 30`; the functions the console's preview page "
+        "calls, timed inside head office (goal: total <= 2 s).",
+    ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
         "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "

@@ -23,7 +23,8 @@ RUNTIME = (
     "quarantine.dismiss", "editing", "submitted", "published", "discarded", "next", "retired",
     "added", "removed", "changed", "programme.start", "programme.edit", "programme.submit",
     "programme.reopen", "programme.discard", "programme.publish", "programme.sample",
-    "rules_key.adopt", "rules_key.prepare", "rules_key.switch",
+    "rules_key.adopt", "rules_key.prepare", "rules_key.switch", "referral", "member.referrer",
+    "coupon.issue", "coupon.revoke",
 )  # fmt: skip
 
 

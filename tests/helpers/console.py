@@ -43,7 +43,7 @@ def chromium_path() -> str:
 class Console:
     """``python -m cloud_broker console`` on a ledger, with operators of every role."""
 
-    def __init__(self, ledger_url: str, tmp: Path) -> None:
+    def __init__(self, ledger_url: str, tmp: Path, *extra: str) -> None:
         self.ledger_url = ledger_url
         db = Database(ledger_url)
         for role in operators.ROLES:
@@ -56,7 +56,7 @@ class Console:
         env = dict(os.environ, LOYALTY_CONSOLE_SECRET="s" * 48, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cloud_broker", "console", "--ledger", ledger_url,
-             "--listen", f"127.0.0.1:{port}"],
+             "--listen", f"127.0.0.1:{port}", *extra],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=self.log.open("ab"),
         )  # fmt: skip
         assert self.proc.stdout is not None

@@ -109,6 +109,19 @@ async def link_card(ctx: Ctx, request: Request) -> Response:
     return ctx.back(_url(done.member), en, fa)
 
 
+async def referrer(ctx: Ctx, request: Request) -> Response:
+    op = await ctx.operator(request, "member_edit")
+    form = await request.form()
+    key = request.path_params["member"]
+    done = await ctx.call(
+        changes.set_referrer, ctx.db(), op, key, str(form.get("code") or ""),
+        str(form.get("idem") or "") or None,
+    )  # fmt: skip
+    en, fa = _said(done, "Saved: both get the referral points with the first purchase.",
+                   "ذخیره شد؛ با نخستین خرید هر دو امتیاز معرفی می‌گیرند.")  # fmt: skip
+    return ctx.back(_url(key), en, fa)
+
+
 async def edit(ctx: Ctx, request: Request) -> Response:
     op = await ctx.operator(request, "member_edit")
     form = await request.form()
