@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,27 @@ def broker(tmp_path: Path) -> Any:
     b.start()
     yield b
     b.stop()
+
+
+# -- a real browser for the web pages (Debian's chromium, driven by Playwright) ---------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.helpers.console import CHROMIUM_ARGS, chromium_path
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fa-IR")
+    ctx.set_default_timeout(15_000)
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()

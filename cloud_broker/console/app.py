@@ -96,6 +96,7 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
         post("/quarantine/{id}/resolve", incidents.resolve),
         get("/programme", programme.overview),
         post("/programme/draft", programme.start),
+        post("/programme/budget", programme.budget),
         get("/programme/draft/{id}", programme.draft),
         post("/programme/draft/{id}/rule", programme_forms.save_rule),
         get("/programme/draft/{id}/rule/new", programme_forms.rule_form),

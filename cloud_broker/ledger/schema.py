@@ -405,4 +405,18 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
     CREATE INDEX alerts_open ON alerts (acknowledged_at);
     CREATE INDEX quarantine_open ON quarantine (resolved_at, code);
     """,
+    # 7: campaign budgets, watched by the reconciler (cloud_broker.ledger.budgets)
+    """
+    CREATE TABLE programme_budgets (
+        tenant TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        budget_rials {bigint} NOT NULL,
+        spent_rials {bigint} NOT NULL DEFAULT 0,
+        spent_points {bigint} NOT NULL DEFAULT 0,
+        alerted INTEGER NOT NULL DEFAULT 0,
+        set_by TEXT NOT NULL,
+        set_at {bigint} NOT NULL,
+        PRIMARY KEY (tenant, rule)
+    );
+    """,
 ]

@@ -24,7 +24,7 @@ from typing import Any
 
 from cloud_broker.club.errors import ClubError
 from cloud_broker.ledger import audit
-from cloud_broker.ledger.db import Database, Tx, marks
+from cloud_broker.ledger.db import Database, Tx, chunks, marks
 from edge.core import engine
 from edge.core import record as R
 from edge.core.dates import format_date, format_timestamp, parse_timestamp
@@ -50,7 +50,8 @@ def member_input(tx: Tx, member: str, day: int, window_days: int, before_journal
                  ) -> dict[str, Any] | None:  # fmt: skip
     """The engine's member input for ``member`` on ``day`` as head office knows them."""
     row = tx.one(
-        "SELECT points, wallet, visits, birthday, birthday_claimed FROM members WHERE member = ?",
+        "SELECT points, wallet, visits, birthday, birthday_claimed, anniversary, "
+        "anniversary_claimed FROM members WHERE member = ?",
         (member,),
     )
     if row is None:
@@ -83,10 +84,13 @@ def member_input(tx: Tx, member: str, day: int, window_days: int, before_journal
         "coupons": sorted(set(held)),
         "used_coupons": sorted(set(used)),
         "birthday_claimed": int(row[4]),
+        "anniversary_claimed": int(row[6]),
         "today": {"date": format_date(day), "discount": 0, "points": 0},
     }
     if row[3]:
         out["birthday"] = str(row[3])
+    if row[5]:
+        out["anniversary"] = str(row[5])
     return out
 
 
@@ -160,6 +164,71 @@ def _sample(tx: Tx, first_day: int, n: int, rng: random.Random) -> list[Any]:
     return rows[:n]
 
 
+def _as_then(
+    tx: Tx, sales: list[tuple[int, str, int]], window_days: int
+) -> dict[int, dict[str, Any]]:
+    """The engine's member input for each sampled sale (journal id, member, day), as of
+    that sale, in a few queries for all of them (a query per sale costs seconds on a
+    networked database): balance, spend before that day, purchases before it, birthday,
+    coupons held and used."""
+    members = sorted({m for _, m, _ in sales})
+    rows: dict[str, Any] = {}
+    spend: dict[str, list[tuple[int, int]]] = {}
+    sold_ids: dict[str, list[int]] = {}
+    used: dict[str, set[str]] = {}
+    held: dict[str, set[str]] = {}
+    low = min((d for _, _, d in sales), default=0) - window_days
+    for part in chunks(members):
+        q = marks(len(part))
+        for r in tx.all(
+            "SELECT member, points, wallet, birthday, birthday_claimed, anniversary, "
+            f"anniversary_claimed FROM members WHERE member IN ({q})",
+            part,
+        ):
+            rows[str(r[0])] = r
+        for m, d, a in tx.all(
+            f"SELECT member, day, amount FROM member_spend WHERE member IN ({q}) AND day >= ?",
+            (*part, low),
+        ):
+            spend.setdefault(str(m), []).append((int(d), int(a)))
+        for m, j in tx.all(
+            f"SELECT member, id FROM journals WHERE member IN ({q}) AND kind = 'sale'", part
+        ):
+            sold_ids.setdefault(str(m), []).append(int(j))
+        for m, c in tx.all(f"SELECT member, code FROM coupon_uses WHERE member IN ({q})", part):
+            used.setdefault(str(m), set()).add(str(c))
+        for m, c in tx.all(
+            f"SELECT member, code FROM member_coupons WHERE member IN ({q}) AND revoked_at IS NULL",
+            part,
+        ):
+            held.setdefault(str(m), set()).add(str(c))
+    out: dict[int, dict[str, Any]] = {}
+    for jid, m, day in sales:
+        r = rows.get(m)
+        if r is None:
+            continue
+        inp: dict[str, Any] = {
+            "ref": m,
+            "points": max(0, int(r[1])),
+            "wallet": max(0, int(r[2])),
+            "visits": sum(1 for j in sold_ids.get(m, ()) if j < jid),
+            "spend": [
+                [format_date(d), a] for d, a in spend.get(m, ()) if day - window_days <= d < day
+            ],
+            "coupons": sorted(held.get(m, ())),
+            "used_coupons": sorted(used.get(m, ())),
+            "birthday_claimed": int(r[4]),
+            "anniversary_claimed": int(r[6]),
+            "today": {"date": format_date(day), "discount": 0, "points": 0},
+        }
+        if r[3]:
+            inp["birthday"] = str(r[3])
+        if r[5]:
+            inp["anniversary"] = str(r[5])
+        out[jid] = inp
+    return out
+
+
 def _as_sold(p: dict[int, Any]) -> tuple[dict[str, Any], str, dict[str, int]]:
     """A sale record as a basket, its time and what it gave."""
     basket: dict[str, Any] = {
@@ -201,13 +270,14 @@ def estimate(
             "SELECT COALESCE(SUM(sales), 0) FROM sales_daily WHERE day >= ?", (first,)
         )[0])  # fmt: skip
         pairs: list[tuple[dict[str, int], dict[str, int] | None]] = []
+        sold = []
         for jid, member, raw in _sample(tx, first, sample, rng):
-            p = parse(bytes(raw)).payload
-            basket, at, given = _as_sold(p)
-            m = None
-            if member is not None:
-                day = int(parse_timestamp(at)["day"])
-                m = member_input(tx, str(member), day, draft.window_days, int(jid))
+            basket, at, given = _as_sold(parse(bytes(raw)).payload)
+            day = int(parse_timestamp(at)["day"])
+            sold.append((int(jid), None if member is None else str(member), day, basket, at, given))
+        inputs = _as_then(tx, [(j, m, d) for j, m, d, *_ in sold if m], draft.window_days)
+        for jid, _member, _day, basket, at, given in sold:
+            m = inputs.get(jid)
             try:
                 q = engine.quote(draft, basket, m, at)
                 pairs.append((given, {k: int(q[k]) for k in FIGURES}))

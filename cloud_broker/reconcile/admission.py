@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cloud_broker.ledger import audit
 from cloud_broker.ledger.daily import flush_daily
 from cloud_broker.ledger.db import Database, Tx
-from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply
+from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply, flush_budgets
 from cloud_broker.registry import devices as registry
 from edge.core import record as R
 from edge.errors import ConfigError, ProtocolError, SignatureError
@@ -119,6 +119,7 @@ def admit(rc: Reconciler, qid: int, by: str, reason: str) -> Admitted:
         topic = tx.one("SELECT topic FROM quarantine WHERE id = ?", (qid,))[0]
         jid = a.post(Incoming(str(topic), raw), rec, admitted=True)
         a.books.use(rc.rs)
+        flush_budgets(tx, a.rule_use, a.books, rc.rs)
         a.books.flush(a.today)
         flush_daily(tx, a.daily)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", a.stream)

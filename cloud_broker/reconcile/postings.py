@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloud_broker.ledger import referrals
+from cloud_broker.ledger import budgets, referrals
 from cloud_broker.ledger.books import Books, MemberState, s_acct, st_acct
 from cloud_broker.ledger.daily import DAILY_COLUMNS, DailyKey, daily_figures
 from cloud_broker.ledger.db import Tx
@@ -27,6 +27,7 @@ class Postings:
     # (device, seq) -> (hash, journal id, member, day, store, tenant) of records applied
     in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str, str]]
     daily: dict[DailyKey, list[int]]
+    rule_use: dict[budgets.UseKey, list[int]]  # what each rule gave (campaign budgets)
 
     def count_day(self, p: dict[int, Any], day: int, member: bool) -> None:
         key = (str(p[R.K_TENANT]), str(p[R.K_STORE]), day, int(member))
@@ -61,6 +62,7 @@ class Postings:
             self.referral(ms, tenant, day)
         ms.visits += 1
         b.add_spend(ms, day, p[R.K_AMOUNTS][R.A_PAID])
+        budgets.count(self.rule_use, tenant, p.get(R.K_APPLIED, []))
         for a in p.get(R.K_APPLIED, ()):
             if a.get(R.AP_BIRTHDAY):
                 ms.birthday_claimed = max(ms.birthday_claimed, a[R.AP_BIRTHDAY])

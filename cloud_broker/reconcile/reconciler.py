@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_broker.ledger import books as ledger
+from cloud_broker.ledger import budgets
 from cloud_broker.ledger.books import Books
 from cloud_broker.ledger.daily import DailyKey, flush_daily, local_day
 from cloud_broker.ledger.db import Database, Tx
@@ -261,6 +262,7 @@ class _Apply(Postings):
         self.today = (now // 1000 + rc.utc_offset_min * 60) // 86400
         self.parked: set[tuple[str, int]] = set()  # waiting for their rules bundle
         self.daily: dict[DailyKey, list[int]] = {}  # sales_daily, added at the end
+        self.rule_use: dict[budgets.UseKey, list[int]] = {}  # campaign budgets, at the end
 
     def refuse(
         self,
@@ -335,6 +337,7 @@ class _Apply(Postings):
             self.security,
         )
         self.books.use(self.rc.rs)  # tiers follow the newest bundle
+        flush_budgets(self.tx, self.rule_use, self.books, self.rc.rs)
         self.out.members = self.books.flush(self.today)
         flush_daily(tx, self.daily)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", self.stream)
@@ -667,3 +670,11 @@ def run_expiry(
     now = int(time.time() * 1000)
     day = today if today is not None else (now // 1000 + utc_offset_min * 60) // 86400
     return db.run(lambda tx: ledger.expire_points(tx, rs, day, now))
+
+
+def flush_budgets(tx: Tx, use: dict[budgets.UseKey, list[int]], books: Books, rs: RuleSet) -> None:
+    """The batch's use of each rule against its campaign budget, alerts in the batch."""
+    budgets.flush(
+        tx, use, int(rs.policy.get("point_value_rials", 0)),
+        lambda sev, kind, detail: books.alert(sev, kind, detail, None, None, None),
+    )  # fmt: skip

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.cloud.conftest import ho, ledger_url  # noqa: F401 - the ledger on both databases
-from tests.helpers.console import CHROMIUM_ARGS, Console, chromium_path
+from tests.helpers.console import Console
 from tests.helpers.headoffice import HO
 from tests.helpers.terminal import Terminal
 
@@ -40,25 +39,6 @@ def seed(h: HO, tmp: Path) -> Terminal:
         ],
     )  # fmt: skip
     return t
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fa-IR")
-    ctx.set_default_timeout(15_000)
-    pg = ctx.new_page()
-    yield pg
-    ctx.close()
 
 
 @pytest.fixture

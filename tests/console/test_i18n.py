@@ -24,7 +24,10 @@ RUNTIME = (
     "added", "removed", "changed", "programme.start", "programme.edit", "programme.submit",
     "programme.reopen", "programme.discard", "programme.publish", "programme.sample",
     "rules_key.adopt", "rules_key.prepare", "rules_key.switch", "referral", "member.referrer",
-    "coupon.issue", "coupon.revoke",
+    "coupon.issue", "coupon.revoke", "programme.budget", "budget_80", "budget_spent",
+    "adjustment_without_member", "anonymous_benefits", "chain_conflict", "coupon_reuse",
+    "overdraft_recovered", "points_overdraft", "referral_refused", "refund_beyond_sale",
+    "refund_without_sale", "rules_unknown", "wallet_overdraft", "info",
 )  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from cloud_broker.club import changes, members
 from cloud_broker.club.errors import ClubError, NotAllowedError
 from cloud_broker.club.operators import Operator
 from cloud_broker.ledger import rulebooks
-from cloud_broker.programme import coupons, engagement
+from cloud_broker.programme import campaigns, coupons, engagement
 from cloud_broker.reconcile.service import build_snapshots
 from edge.core import record as R
 from edge.core.ruleset import compile_rules
@@ -136,3 +136,27 @@ def test_survey_points_once_per_member_and_survey(ho: HO, tmp_path: Path) -> Non
     with pytest.raises(ClubError):
         engagement.reward(ho.db, ho.rs, SARA, ALI, "s2", 0)
     assert ho.check() == []
+
+
+def test_a_campaign_budget_is_watched(ho: HO, pos: Terminal) -> None:
+    with pytest.raises(ClubError):
+        campaigns.set_budget(ho.db, ho.rs, MINA, "no-such-rule", 1000)
+    with pytest.raises(NotAllowedError):
+        campaigns.set_budget(ho.db, ho.rs, SARA, "coupon-welcome", 1000)
+    campaigns.set_budget(ho.db, ho.rs, MINA, "coupon-welcome", 250_000)
+
+    def sale(member: str) -> object:
+        return pos.sale(member, discount=100_000, coupon="WELCOME10")
+
+    ho.feed(pos, [sale(ALI), sale(REZA)])  # 200,000 of 250,000: past 80%
+    assert ho.q("SELECT severity, kind FROM alerts WHERE kind LIKE 'budget%'") == [
+        ("warning", "budget_80")
+    ]
+    ho.feed(pos, [sale("+989190000002"), sale("+989190000003")])  # past 100%, then beyond
+    assert ho.q("SELECT severity, kind FROM alerts WHERE kind LIKE 'budget%' ORDER BY id") == [
+        ("warning", "budget_80"), ("critical", "budget_spent")
+    ]  # fmt: skip
+    row = campaigns.table(ho.db, ho.rs)["coupon-welcome"]
+    assert (row["rials"], row["cost"], row["share_bp"]) == (400_000, 400_000, 16_000)
+    campaigns.set_budget(ho.db, ho.rs, MINA, "coupon-welcome", None)
+    assert campaigns.table(ho.db, ho.rs) == {}

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 
 from cloud_broker.console import i18n
 from cloud_broker.console.web import Ctx, int_field
-from cloud_broker.programme import diff, drafts, forms, keys
+from cloud_broker.programme import campaigns, diff, drafts, forms, keys
 
 
 async def overview(ctx: Ctx, request: Request) -> Response:
@@ -25,7 +25,18 @@ async def overview(ctx: Ctx, request: Request) -> Response:
         versions=await ctx.call(drafts.versions, db, rs.tenant),
         rollout=await ctx.call(drafts.rollout, db),
         keys=await ctx.call(keys.table, db),
+        budgets=await ctx.call(campaigns.table, db, rs),
     )
+
+
+async def budget(ctx: Ctx, request: Request) -> Response:
+    op = await ctx.operator(request, "programme")
+    form = await request.form()
+    rials = forms.money(form.get("budget"), str(form.get("unit") or i18n.unit()), "budget",
+                        "budget")  # fmt: skip
+    await ctx.call(campaigns.set_budget, ctx.db(), ctx.rs(fresh=True), op,
+                   str(form.get("rule") or ""), rials)  # fmt: skip
+    return ctx.back("/programme", "Budget saved.", "بودجه ذخیره شد.")
 
 
 def _draft_url(draft_id: int) -> str:
