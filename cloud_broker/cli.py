@@ -10,6 +10,7 @@
     python -m cloud_broker programme adopt-key --key KEY --rules-key-dir D | keys
     python -m cloud_broker coupons issue CODE --to FILE [--until 1405/01/13]
     python -m cloud_broker survey reward PHONE --survey ID --points N
+    python -m cloud_broker sms run --gateway kavenegar --api-key-file KEY | status
     python -m cloud_broker devices checkpoint --device D --rules-key KEY --out FILE
     python -m cloud_broker quarantine list [--open] | admit|dismiss ID... --reason R --by WHO
     python -m cloud_broker rules list | add BUNDLE --pub KEY.pem
@@ -43,6 +44,7 @@ from cloud_broker.ledger import rulebooks
 from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
 from cloud_broker.ledger.schema import MIGRATIONS
+from cloud_broker.messaging import cli as messaging_cli
 from cloud_broker.programme import cli as programme_cli
 from cloud_broker.reconcile import admission
 from cloud_broker.reconcile.reconciler import Reconciler, run_expiry
@@ -565,6 +567,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     lg.set_defaults(fn=cmd_ledger)
     console_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     programme_cli.add_parsers(sub, _db, load_rules)
+    messaging_cli.add_parsers(sub, _db, load_rules)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

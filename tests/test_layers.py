@@ -29,8 +29,12 @@ NEVER = {
                               "cloud_broker.console"),
     "cloud_broker/reconcile": ("cloud_broker.club", "cloud_broker.programme",
                                "cloud_broker.console"),
-    "cloud_broker/club": ("cloud_broker.programme", "cloud_broker.console"),
-    "cloud_broker/programme": ("cloud_broker.console",),
+    "cloud_broker/club": ("cloud_broker.programme", "cloud_broker.messaging",
+                          "cloud_broker.console"),
+    "cloud_broker/programme": ("cloud_broker.messaging", "cloud_broker.console"),
+    "cloud_broker/messaging": ("cloud_broker.console",),
+    "cloud_broker/messages": ("cloud_broker.messaging", "cloud_broker.console",
+                              "cloud_broker.club", "cloud_broker.ledger"),
 }  # fmt: skip
 
 

@@ -419,4 +419,95 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
         PRIMARY KEY (tenant, rule)
     );
     """,
+    # 8: messages to members (cloud_broker.messaging): templates, settings, occasions,
+    #    the durable SMS outbox and campaigns
+    """
+    CREATE TABLE sms_templates (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 0,
+        updated_by TEXT NOT NULL,
+        updated_at {bigint} NOT NULL
+    );
+    CREATE TABLE sms_settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE sms_occasions (
+        key TEXT PRIMARY KEY,
+        fa TEXT NOT NULL,
+        en TEXT NOT NULL,
+        month INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        year INTEGER
+    );
+    CREATE TABLE sms_occasion_dates (
+        key TEXT NOT NULL,
+        year INTEGER NOT NULL,
+        day INTEGER NOT NULL,
+        PRIMARY KEY (key, year)
+    );
+    CREATE TABLE sms_marks (
+        name TEXT PRIMARY KEY,
+        value {bigint} NOT NULL
+    );
+    CREATE TABLE sms_member_tiers (
+        member TEXT PRIMARY KEY,
+        tier TEXT NOT NULL
+    );
+    CREATE TABLE sms_campaigns (
+        id {id},
+        name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        audience TEXT NOT NULL,
+        coupon TEXT,
+        state TEXT NOT NULL,
+        rate_per_min INTEGER NOT NULL,
+        scheduled_at {bigint},
+        planned INTEGER,
+        estimated_parts {bigint},
+        estimated_cost {bigint},
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        planned_at {bigint},
+        finished_at {bigint}
+    );
+    CREATE TABLE sms_campaign_list (
+        campaign_id {bigint} NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, member)
+    );
+    CREATE TABLE sms_outbox (
+        id {id},
+        dedupe TEXT NOT NULL,
+        member TEXT NOT NULL,
+        phone TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        campaign_id {bigint},
+        params TEXT,
+        transactional INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        not_before {bigint} NOT NULL,
+        expires_at {bigint},
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_by TEXT,
+        claimed_at {bigint},
+        text TEXT,
+        parts INTEGER,
+        provider TEXT,
+        provider_id TEXT,
+        cost_rials {bigint},
+        status TEXT,
+        status_at {bigint},
+        sent_at {bigint},
+        reason TEXT
+    );
+    CREATE UNIQUE INDEX sms_outbox_dedupe ON sms_outbox (dedupe);
+    CREATE INDEX sms_outbox_due ON sms_outbox (state, not_before);
+    CREATE INDEX sms_outbox_member ON sms_outbox (member, created_at);
+    CREATE INDEX sms_outbox_campaign ON sms_outbox (campaign_id, state);
+    """,
+    # 9: a campaign's recipients are queued in chunks behind a cursor
+    "ALTER TABLE sms_campaigns ADD COLUMN cursor TEXT",
 ]

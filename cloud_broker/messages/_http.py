@@ -63,6 +63,7 @@ class HttpGateway:
 
     name: str = "http"
     supports_templates: bool = True
+    refs_deduplicated: bool = False
     DEFAULT_BASE_URL: ClassVar[str] = ""
 
     def __init__(

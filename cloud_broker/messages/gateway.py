@@ -244,6 +244,9 @@ class Gateway(Protocol):
 
     name: str
     supports_templates: bool
+    # the gateway drops a second send with the same ``ref`` (so a send whose answer was lost
+    # may be tried again without reaching the member twice)
+    refs_deduplicated: bool
 
     def send(self, to: str, text: str, *, sender: str | None = None, ref: str) -> SendResult:
         """Send ``text`` to ``to`` (E.164).  ``sender``: a line of the account, or the

@@ -143,6 +143,7 @@ def receptor(e164: str) -> str:
 
 class Kavenegar(HttpGateway):
     name = "kavenegar"
+    refs_deduplicated = True  # localid: its documented purpose
     DEFAULT_BASE_URL = "https://api.kavenegar.com"
 
     def _check_key(self, key: Secret) -> None:

@@ -39,6 +39,7 @@ class LoggedMessage:
 class LogGateway:
     name = "log"
     supports_templates = True
+    refs_deduplicated = True
 
     def __init__(self, *, sender: str | None = None) -> None:
         self.sender = sender

@@ -152,6 +152,9 @@ PLACEHOLDERS: Mapping[str, Placeholder] = {
     "tier": Placeholder("text", 20, "membership tier", "سطح عضویت"),
     "coupon": Placeholder("text", 24, "coupon code", "کد تخفیف"),
     "store": Placeholder("text", 40, "store name", "نام فروشگاه"),
+    "earned": Placeholder("number", 12, "points earned by this purchase", "امتیاز این خرید"),
+    "expiring": Placeholder("number", 12, "points about to expire", "امتیاز رو به انقضا"),
+    "expires": Placeholder("text", 16, "the Jalali date they expire", "تاریخ انقضا"),
 }
 
 

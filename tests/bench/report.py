@@ -66,6 +66,16 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "`tests/bench/ledger_gen.py --days 30`; the functions the console's preview page "
         "calls, timed inside head office (goal: total <= 2 s).",
     ),
+    "test_bench_messages": (
+        "Messages to members",
+        "`planning_a_campaign_to_a_million_members`: a campaign to every member of a ledger of "
+        "1,000,000 members (90% with phone numbers): counted and priced, then planned (one "
+        "outbox row each, in one statement) (goal: plan <= 10 s).  "
+        "`sender_throughput_next_to_the_gateway`: 3,000 campaign messages through the sender "
+        "(claim, the rules, the template, the Kavenegar adapter, the result written back) to "
+        "the local fake of Kavenegar's API answering at once, next to the adapter alone sending "
+        "to the same fake one message after another in the same run.",
+    ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
         "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "

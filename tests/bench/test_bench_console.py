@@ -18,6 +18,7 @@ import pytest
 
 from cloud_broker.club import members
 from cloud_broker.ledger.db import Database
+from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.local_broker import LocalMosquitto
 from edge.core.ruleset import compile_rules
 from tests.bench import ledger_gen
@@ -104,6 +105,7 @@ def test_member_search_and_page(benchmark: Any, big_ledger: str, tmp_path: Path)
     pages = [ledger_gen.member_key(rng.randrange(MEMBERS)) for _ in range(SAMPLES)]
     rs = compile_rules(__import__("json").loads(RULES_PATH.read_text("utf-8")))
     db = Database(big_ledger)
+    db.migrate(MIGRATIONS)  # a ledger made by an older generator run: today's schema
     console = Console(big_ledger, tmp_path)
     http = http_session(console, "support")
     figures: dict[str, float] = {}

@@ -28,6 +28,13 @@ RUNTIME = (
     "adjustment_without_member", "anonymous_benefits", "chain_conflict", "coupon_reuse",
     "overdraft_recovered", "points_overdraft", "referral_refused", "refund_beyond_sale",
     "refund_without_sale", "rules_unknown", "wallet_overdraft", "info",
+    "queued", "sending", "sent", "delivered", "undelivered", "blocked", "failed", "skipped",
+    "cancelled", "ambiguous", "draft", "scheduled", "done", "opted_out", "capped", "expired",
+    "quiet_hours", "no_member", "template_off", "paused", "campaign cancelled", "welcome",
+    "thanks", "tier_up", "expiring", "birthday", "anniversary", "campaign", "occasion:nowruz",
+    "occasion:yalda", "occasion:mothers_day", "sms_paused", "messages.settings",
+    "messages.template", "messages.occasion", "messages.occasion_date", "campaign.create",
+    "campaign.schedule", "campaign.cancel", "member.sms_opt_out",
 )  # fmt: skip
 
 

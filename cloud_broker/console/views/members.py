@@ -11,6 +11,7 @@ from cloud_broker.club import changes, members
 from cloud_broker.club.changes import Done
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console.web import Ctx, int_field
+from cloud_broker.messaging import outbox
 
 
 def _url(member: str) -> str:
@@ -42,7 +43,8 @@ async def member(ctx: Ctx, request: Request) -> Response:
         key,
         int(before) if before and before.isdigit() else None,
     )
-    return ctx.render(request, "member.html", m=page, url=_url)
+    sms = await ctx.call(outbox.log, ctx.db(), key, None, 20)
+    return ctx.render(request, "member.html", m=page, url=_url, sms=sms)
 
 
 def _said(done: Done, en: str, fa: str) -> tuple[str, str]:
