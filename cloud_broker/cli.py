@@ -17,6 +17,8 @@
     python -m cloud_broker alerts list
     python -m cloud_broker ledger check
     python -m cloud_broker ledger expire
+    python -m cloud_broker ledger rebuild-daily       (the reports' daily tables from the records)
+    python -m cloud_broker reports refresh|sales|stores|categories|skus|kpis
 
 Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
@@ -40,7 +42,7 @@ from typing import Any
 from cloud_broker.club import changes, members, operators, stores
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import cli as console_cli
-from cloud_broker.ledger import rulebooks
+from cloud_broker.ledger import daily, rulebooks
 from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
 from cloud_broker.ledger.schema import MIGRATIONS
@@ -51,6 +53,7 @@ from cloud_broker.reconcile.reconciler import Reconciler, run_expiry
 from cloud_broker.reconcile.service import Service, ServiceConfig
 from cloud_broker.registry import devices as registry
 from cloud_broker.registry import enrollment
+from cloud_broker.reports import cli as reports_cli
 from edge.core import jalali
 from edge.core.dates import days_from_civil, format_timestamp
 from edge.core.phone import normalise
@@ -470,6 +473,10 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         done = run_expiry(db, load_rules(args.rules))
         print(f"expired {sum(done.values())} points of {len(done)} members")
         return 0
+    if args.action == "rebuild-daily":
+        counts = db.run(daily.rebuild)
+        print("rebuilt " + ", ".join(f"{t}: {n:,} rows" for t, n in counts.items()))
+        return 0
     failures, stats = check(db)
     for f in failures:
         print(f"FAIL {f.invariant}: {clean(f.detail, 200)}")
@@ -563,11 +570,12 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     a.add_argument("--json", action="store_true")
     a.set_defaults(fn=cmd_alerts)
     lg = sub.add_parser("ledger", help="invariants and the expiry job")
-    lg.add_argument("action", choices=["check", "expire"])
+    lg.add_argument("action", choices=["check", "expire", "rebuild-daily"])
     lg.set_defaults(fn=cmd_ledger)
     console_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     programme_cli.add_parsers(sub, _db, load_rules)
     messaging_cli.add_parsers(sub, _db, load_rules)
+    reports_cli.add_parsers(sub, _db, load_rules)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -39,6 +39,7 @@ from cloud_broker.ledger.db import Database
 from cloud_broker.ledger.rulebooks import RuleBooks
 from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.programme.keys import KeyDir
+from cloud_broker.reports import kpis
 from edge.core.ruleset import RuleSet
 from edge.errors import LoyaltyError
 
@@ -92,6 +93,7 @@ class Ctx:
         # the members' totals for Today, counted in the background so no page waits for
         # a scan of every member
         self.totals = today.Totals(max_age_s=90)
+        self.member_figures = kpis.MemberFigures(max_age_s=90)  # refreshed with the totals
         threading.Thread(target=self._count_members, name="totals", daemon=True).start()
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
@@ -105,6 +107,7 @@ class Ctx:
         while True:
             try:
                 self.totals.refresh(self.db())
+                self.member_figures.refresh(self.db(), today.local_day())
             except Exception as e:  # noqa: BLE001 - a lost connection must not end the loop
                 log.warning("counting members failed (tried again in a minute): %s", e)
             time.sleep(60)

@@ -494,8 +494,19 @@ class Books:
         )
         rolling = self._rolling_spend([ms.member for ms in dirty], today)
         rows = []
+        bought: list[tuple[int, int, int, int, str]] = []  # first and last day with a sale
+        moved: list[tuple[str, int, str, str, int]] = []  # tier changes
+        rank = {t.id: i for i, t in enumerate(self.rs.tiers)}
         for ms in dirty:
+            days = [d for d, a in ms.spend_delta.items() if a > 0]
+            if days:
+                lo, hi = min(days), max(days)
+                bought.append((lo, lo, hi, hi, ms.member))
+            before = ms.tier
             ms.tier = self.rs.tier_for_spend(rolling.get(ms.member, 0)).id
+            if before and before != ms.tier and before in rank:
+                up = int(rank[ms.tier] > rank[before])
+                moved.append((ms.member, today, before, ms.tier, up))
             ms.version += 1
             rows.append(
                 (
@@ -518,6 +529,16 @@ class Books:
             "birthday = ?, birthday_claimed = ?, anniversary_claimed = ?, version = ?, "
             "device_seqs = ? WHERE member = ?",
             rows,
+        )
+        tx.executemany(
+            "UPDATE members SET first_day = CASE WHEN first_day IS NULL OR first_day > ? THEN "
+            "? ELSE first_day END, last_day = CASE WHEN last_day IS NULL OR last_day < ? THEN "
+            "? ELSE last_day END WHERE member = ?",
+            bought,
+        )
+        tx.executemany(
+            "INSERT INTO tier_changes (member, day, from_tier, to_tier, up) VALUES (?, ?, ?, ?, ?)",
+            moved,
         )
         changed = [ms.member for ms in dirty]
         tx.executemany(

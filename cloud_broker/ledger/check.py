@@ -13,8 +13,9 @@
    ``broken_chain``, ``orphaned``, ``revoked``) is left unresolved: it may be a paid sale,
    and a ledger missing one is not OK until it is admitted or dismissed with a reason.
 
-7. the daily sales figures (``sales_daily``, kept by the reconciler in the transaction that
-   applies each record) equal what the records themselves add up to.
+7. the daily tables (``sales_daily``, ``category_daily``, ``sku_daily``, kept by the
+   reconciler in the transaction that applies each record) equal what the records
+   themselves add up to.
 
 Each failure is reported with the rows that break it (up to ``limit`` of them).
 """
@@ -22,11 +23,11 @@ Each failure is reported with the rows that break it (up to ``limit`` of them).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from cloud_broker.ledger.daily import DAILY_COLUMNS, daily_figures, local_day
+from cloud_broker.ledger.daily import CATEGORY_COLUMNS, DAILY_COLUMNS, SKU_COLUMNS, recompute
 from cloud_broker.ledger.db import Database, Tx
 from edge.core import record as R
-from edge.protocol.record import parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,29 +202,64 @@ def _zero(tx: Tx) -> str:
 
 
 def _daily(tx: Tx, limit: int) -> list[Failure]:
-    """sales_daily against a recomputation from every sale, refund and void applied."""
-    want: dict[tuple[str, str, int, int], list[int]] = {}
-    for table in ("records", "admitted"):
-        for raw, member in tx.all(
-            f"SELECT raw, member FROM {table} WHERE type IN ('sale', 'refund', 'void')"
-        ):
-            p = parse(bytes(raw)).payload
-            key = (str(p[R.K_TENANT]), str(p[R.K_STORE]), local_day(p), int(member is not None))
-            row = want.setdefault(key, [0] * len(DAILY_COLUMNS))
-            for i, v in enumerate(daily_figures(p)):
-                row[i] += v
-    have = {
+    """The daily tables against their recomputation from every sale, refund and void
+    applied.  ``category_daily`` is compared over its tiers added together (the records do
+    not name the tier their member held)."""
+    want = recompute(tx)
+    out: list[Failure] = []
+    have_sales = {
         (str(r[0]), str(r[1]), int(r[2]), int(r[3])): [int(x) for x in r[4:]]
         for r in tx.all(
             f"SELECT tenant, store, day, member, {', '.join(DAILY_COLUMNS)} FROM sales_daily"
         )
     }
-    zero = [0] * len(DAILY_COLUMNS)
+    out += _compare("daily sales = records", want.sales, have_sales, len(DAILY_COLUMNS), limit)
+    for table, have_key, want_cats in (
+        ("category_daily", "day", want.categories),
+        ("category_monthly", "month", want.category_months),
+    ):
+        want_cat: dict[tuple[str, str, int, str], list[int]] = {}
+        for (tenant, store, day, _, cat), v in want_cats.items():
+            row = want_cat.setdefault((tenant, store, day, cat), [0] * len(CATEGORY_COLUMNS))
+            for i, x in enumerate(v):
+                row[i] += x
+        have_cat = {
+            (str(r[0]), str(r[1]), int(r[2]), str(r[3])): [int(x) for x in r[4:]]
+            for r in tx.all(
+                f"SELECT tenant, store, {have_key}, category, {_sums(CATEGORY_COLUMNS)} FROM "
+                f"{table} GROUP BY tenant, store, {have_key}, category"
+            )
+        }
+        name = "daily" if table.endswith("daily") else "monthly"
+        out += _compare(f"{name} product groups = records", want_cat, have_cat,
+                        len(CATEGORY_COLUMNS), limit)  # fmt: skip
+    for table, have_key, want_skus in (
+        ("sku_daily", "day", want.skus),
+        ("sku_monthly", "month", want.sku_months),
+    ):
+        have_sku = {
+            (str(r[0]), int(r[1]), str(r[2]), str(r[3])): [int(x) for x in r[4:]]
+            for r in tx.all(
+                f"SELECT tenant, {have_key}, sku, category, {', '.join(SKU_COLUMNS)} FROM {table}"
+            )
+        }
+        name = "daily" if table.endswith("daily") else "monthly"
+        out += _compare(f"{name} SKUs = records", want_skus, have_sku, len(SKU_COLUMNS), limit)
+    return out
+
+
+def _sums(cols: tuple[str, ...]) -> str:
+    return ", ".join(f"SUM({c})" for c in cols)
+
+
+def _compare(name: str, want: dict[Any, list[int]], have: dict[Any, list[int]], width: int,
+             limit: int) -> list[Failure]:  # fmt: skip
+    zero = [0] * width
     bad = [k for k in sorted(set(want) | set(have)) if want.get(k, zero) != have.get(k, zero)]
     return [
         Failure(
-            "daily sales = records",
-            f"{k[1]} day {k[2]} {'members' if k[3] else 'anonymous'}: table {have.get(k, zero)}, "
+            name,
+            f"{' '.join(str(x) for x in k)}: table {have.get(k, zero)}, "
             f"records {want.get(k, zero)}",
         )
         for k in bad[:limit]

@@ -1,13 +1,22 @@
-"""``sales_daily``: each store's sales, refunds, points and cashback per Tehran day, for
-members and for anonymous customers apart.  The reconciler adds every record it applies in
-the transaction that applies it; ``ledger check`` recomputes the table from the records
-with the same function; the console's figures read it instead of the records."""
+"""The daily tables the reports read instead of the records, kept by the reconciler in the
+transaction that applies each record (so they are exactly the ledger, and a report costs a
+few rows a day), and recomputed from the records by ``ledger check`` with the same
+functions:
+
+* ``sales_daily``: each store's sales, refunds, points and cashback per Tehran day, for
+  members and for anonymous customers apart;
+* ``category_daily``: the lines of each store per day, product group and tier (the member's
+  tier when the record was applied; ``''`` for anonymous customers);
+* ``sku_daily``: the lines of the whole chain per day and SKU;
+* ``category_monthly`` and ``sku_monthly``: the same per Jalali month (``month``: its first
+  day), so a report over a year reads twelve rows per key rather than 365."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from cloud_broker.ledger.db import Tx
+from edge.core import jalali
 from edge.core import record as R
 
 
@@ -64,13 +73,122 @@ def daily_figures(p: dict[int, Any]) -> list[int]:
     ]
 
 
-def flush_daily(tx: Tx, rows: dict[DailyKey, list[int]]) -> None:
-    """Add the batch's figures to ``sales_daily`` (one upsert per row touched)."""
-    cols = ", ".join(DAILY_COLUMNS)
-    marks_ = ", ".join("?" * len(DAILY_COLUMNS))
-    sets = ", ".join(f"{c} = sales_daily.{c} + excluded.{c}" for c in DAILY_COLUMNS)
+CATEGORY_COLUMNS = ("qty", "gross", "discount", "revenue", "points_earned", "cashback",
+                    "returned_qty", "refunded")  # fmt: skip
+SKU_COLUMNS = ("qty", "gross", "discount", "revenue", "returned_qty", "refunded")
+CategoryKey = tuple[str, str, int, str, str]  # tenant, store, day, tier ('' anonymous), category
+SkuKey = tuple[str, int, str, str]  # tenant, day, sku, category
+
+
+def line_figures(kind: str, ln: dict[int, Any]) -> list[int]:
+    """What one line adds to its ``category_daily`` row (CATEGORY_COLUMNS); a returned line
+    takes its points and cashback back and counts its units and money as returned."""
+    qty, paid = ln[R.L_QTY], ln[R.L_PAID]
+    if kind == "sale":
+        gross = qty * ln[R.L_UNIT_PRICE]
+        return [qty, gross, ln[R.L_DISCOUNT], paid, ln[R.L_POINTS], ln[R.L_CASHBACK], 0, 0]
+    return [0, 0, 0, 0, -ln[R.L_POINTS], -ln[R.L_CASHBACK], qty, paid]
+
+
+_MONTHS: dict[int, int] = {}
+
+
+def month_of(day: int) -> int:
+    """The first day of the Jalali month holding ``day`` (remembered: a batch asks often)."""
+    m = _MONTHS.get(day)
+    if m is None:
+        y, mo, _ = jalali.from_days(day)
+        m = _MONTHS[day] = int(jalali.to_days(y, mo, 1))
+    return m
+
+
+class DailyBook:
+    """A batch's additions to the daily tables, written at its end by ``flush``."""
+
+    def __init__(self) -> None:
+        self.sales: dict[DailyKey, list[int]] = {}
+        self.categories: dict[CategoryKey, list[int]] = {}
+        self.skus: dict[SkuKey, list[int]] = {}
+        self.category_months: dict[CategoryKey, list[int]] = {}
+        self.sku_months: dict[SkuKey, list[int]] = {}
+
+    def count(self, p: dict[int, Any], day: int, tier: str | None) -> None:
+        """Add a sale, refund or void applied on ``day``; ``tier``: the member's tier then,
+        ``None`` for an anonymous customer."""
+        tenant, store = str(p[R.K_TENANT]), str(p[R.K_STORE])
+        row = self.sales.setdefault((tenant, store, day, int(tier is not None)),
+                                    [0] * len(DAILY_COLUMNS))  # fmt: skip
+        for i, v in enumerate(daily_figures(p)):
+            row[i] += v
+        kind = str(p[R.K_TYPE])
+        month = month_of(day)
+        for ln in p.get(R.K_LINES) or []:
+            cat, sku = str(ln[R.L_CATEGORY]), str(ln[R.L_SKU])
+            fig = line_figures(kind, ln)
+            sku_fig = (fig[0], fig[1], fig[2], fig[3], fig[6], fig[7])
+            for table, d in ((self.categories, day), (self.category_months, month)):
+                crow = table.setdefault((tenant, store, d, tier or "", cat),
+                                        [0] * len(CATEGORY_COLUMNS))  # fmt: skip
+                for i, v in enumerate(fig):
+                    crow[i] += v
+            for stable, d in ((self.skus, day), (self.sku_months, month)):
+                srow = stable.setdefault((tenant, d, sku, cat), [0] * len(SKU_COLUMNS))
+                for i, v in enumerate(sku_fig):
+                    srow[i] += v
+
+    def flush(self, tx: Tx) -> None:
+        """Add the batch's figures to the tables (one upsert per row touched)."""
+        _upsert(tx, "sales_daily", ("tenant", "store", "day", "member"), DAILY_COLUMNS,
+                self.sales)  # fmt: skip
+        _upsert(tx, "category_daily", ("tenant", "store", "day", "tier", "category"),
+                CATEGORY_COLUMNS, self.categories)  # fmt: skip
+        _upsert(tx, "sku_daily", ("tenant", "day", "sku", "category"), SKU_COLUMNS, self.skus)
+        _upsert(tx, "category_monthly", ("tenant", "store", "month", "tier", "category"),
+                CATEGORY_COLUMNS, self.category_months)  # fmt: skip
+        _upsert(tx, "sku_monthly", ("tenant", "month", "sku", "category"), SKU_COLUMNS,
+                self.sku_months)  # fmt: skip
+        self.sales, self.categories, self.skus = {}, {}, {}
+        self.category_months, self.sku_months = {}, {}
+
+
+def _upsert(tx: Tx, table: str, key: tuple[str, ...], cols: tuple[str, ...],
+            rows: dict[Any, list[int]]) -> None:  # fmt: skip
+    if not rows:
+        return
+    names = ", ".join((*key, *cols))
+    marks_ = ", ".join("?" * (len(key) + len(cols)))
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in cols)
     tx.executemany(
-        f"INSERT INTO sales_daily (tenant, store, day, member, {cols}) VALUES (?, ?, ?, ?, "
-        f"{marks_}) ON CONFLICT (tenant, store, day, member) DO UPDATE SET {sets}",
+        f"INSERT INTO {table} ({names}) VALUES ({marks_}) ON CONFLICT ({', '.join(key)}) "
+        f"DO UPDATE SET {sets}",
         [(*k, *v) for k, v in sorted(rows.items())],
     )
+
+
+def recompute(tx: Tx) -> DailyBook:
+    """The daily tables as the records add them up: every sale, refund and void applied or
+    admitted, each at the tier its member holds now (records do not carry the tier)."""
+    from edge.protocol.record import parse  # noqa: PLC0415 - parsing only when recomputing
+
+    book = DailyBook()
+    for table in ("records", "admitted"):
+        for raw, member, tier in tx.all(
+            f"SELECT r.raw, r.member, m.tier FROM {table} r LEFT JOIN members m ON "
+            "m.member = r.member WHERE r.type IN ('sale', 'refund', 'void')"
+        ):
+            p = parse(bytes(raw)).payload
+            book.count(p, local_day(p), None if member is None else str(tier or "?"))
+    return book
+
+
+def rebuild(tx: Tx) -> dict[str, int]:
+    """Replace the daily tables by their recomputation (a ledger from before a table
+    existed, or one ``ledger check`` found wrong); rows written per table."""
+    book = recompute(tx)
+    counts = {"sales_daily": len(book.sales), "category_daily": len(book.categories),
+              "sku_daily": len(book.skus), "category_monthly": len(book.category_months),
+              "sku_monthly": len(book.sku_months)}  # fmt: skip
+    for table in counts:
+        tx.execute(f"DELETE FROM {table}")
+    book.flush(tx)
+    return counts

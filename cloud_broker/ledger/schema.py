@@ -510,4 +510,122 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
     """,
     # 9: a campaign's recipients are queued in chunks behind a cursor
     "ALTER TABLE sms_campaigns ADD COLUMN cursor TEXT",
+    # 10: reports (cloud_broker.reports): lines per product group and SKU per day, each
+    # member's first and last day with a sale, tier changes, the nightly scores, saved
+    # segments, and campaigns' control groups.  Ledgers that already hold records get their
+    # new daily tables from ``python -m cloud_broker ledger rebuild-daily``.
+    """
+    CREATE TABLE category_daily (
+        tenant TEXT NOT NULL,
+        store TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        tier TEXT NOT NULL,
+        category TEXT NOT NULL,
+        qty {bigint} NOT NULL DEFAULT 0,
+        gross {bigint} NOT NULL DEFAULT 0,
+        discount {bigint} NOT NULL DEFAULT 0,
+        revenue {bigint} NOT NULL DEFAULT 0,
+        points_earned {bigint} NOT NULL DEFAULT 0,
+        cashback {bigint} NOT NULL DEFAULT 0,
+        returned_qty {bigint} NOT NULL DEFAULT 0,
+        refunded {bigint} NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, store, day, tier, category)
+    );
+    CREATE INDEX category_daily_day ON category_daily (day, category);
+    CREATE TABLE sku_daily (
+        tenant TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        category TEXT NOT NULL,
+        qty {bigint} NOT NULL DEFAULT 0,
+        gross {bigint} NOT NULL DEFAULT 0,
+        discount {bigint} NOT NULL DEFAULT 0,
+        revenue {bigint} NOT NULL DEFAULT 0,
+        returned_qty {bigint} NOT NULL DEFAULT 0,
+        refunded {bigint} NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, day, sku, category)
+    );
+    CREATE TABLE category_monthly (
+        tenant TEXT NOT NULL,
+        store TEXT NOT NULL,
+        month INTEGER NOT NULL,
+        tier TEXT NOT NULL,
+        category TEXT NOT NULL,
+        qty {bigint} NOT NULL DEFAULT 0,
+        gross {bigint} NOT NULL DEFAULT 0,
+        discount {bigint} NOT NULL DEFAULT 0,
+        revenue {bigint} NOT NULL DEFAULT 0,
+        points_earned {bigint} NOT NULL DEFAULT 0,
+        cashback {bigint} NOT NULL DEFAULT 0,
+        returned_qty {bigint} NOT NULL DEFAULT 0,
+        refunded {bigint} NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, store, month, tier, category)
+    );
+    CREATE INDEX category_monthly_month ON category_monthly (month, category);
+    CREATE TABLE sku_monthly (
+        tenant TEXT NOT NULL,
+        month INTEGER NOT NULL,
+        sku TEXT NOT NULL,
+        category TEXT NOT NULL,
+        qty {bigint} NOT NULL DEFAULT 0,
+        gross {bigint} NOT NULL DEFAULT 0,
+        discount {bigint} NOT NULL DEFAULT 0,
+        revenue {bigint} NOT NULL DEFAULT 0,
+        returned_qty {bigint} NOT NULL DEFAULT 0,
+        refunded {bigint} NOT NULL DEFAULT 0,
+        PRIMARY KEY (tenant, month, sku, category)
+    );
+    CREATE INDEX sku_daily_day ON sku_daily (day);
+    CREATE INDEX sales_daily_day ON sales_daily (day);
+    ALTER TABLE members ADD COLUMN first_day INTEGER;
+    ALTER TABLE members ADD COLUMN last_day INTEGER;
+    UPDATE members SET
+        first_day = (SELECT MIN(day) FROM member_spend s WHERE s.member = members.member
+                     AND s.amount > 0),
+        last_day = (SELECT MAX(day) FROM member_spend s WHERE s.member = members.member
+                    AND s.amount > 0);
+    CREATE INDEX members_last_day ON members (last_day);
+    CREATE INDEX members_tier ON members (tier);
+    CREATE TABLE tier_changes (
+        id {id},
+        member TEXT NOT NULL,
+        day INTEGER NOT NULL,
+        from_tier TEXT NOT NULL,
+        to_tier TEXT NOT NULL,
+        up INTEGER NOT NULL
+    );
+    CREATE INDEX tier_changes_day ON tier_changes (day);
+    CREATE TABLE member_scores (
+        member TEXT PRIMARY KEY,
+        recency INTEGER NOT NULL,
+        frequency INTEGER NOT NULL,
+        monetary {bigint} NOT NULL,
+        r INTEGER NOT NULL,
+        f INTEGER NOT NULL,
+        m INTEGER NOT NULL,
+        segment TEXT NOT NULL,
+        p_alive_bp INTEGER,
+        clv {bigint},
+        computed_day INTEGER NOT NULL
+    );
+    CREATE INDEX member_scores_segment ON member_scores (segment);
+    CREATE TABLE report_marks (
+        name TEXT PRIMARY KEY,
+        value {bigint} NOT NULL
+    );
+    CREATE TABLE segments (
+        id {id},
+        name TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        deleted_at {bigint}
+    );
+    ALTER TABLE sms_campaigns ADD COLUMN control_bp INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sms_campaign_control (
+        campaign_id {bigint} NOT NULL,
+        member TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, member)
+    );
+    """,
 ]

@@ -1,11 +1,13 @@
 """Campaigns: one message to a segment of the members or to a list, counted and priced before
 it is sent, sent when scheduled, at the pace asked, followed to delivery.
 
-An audience is ``{"all": true}``, a segment (``tiers``, ``min_points``, ``active_days``:
-bought in the last N days, ``joined_days``: joined in the last N days), or a list of phone
-numbers (kept in ``sms_campaign_list``).  The count leaves out members who opted out and
-card members (no number); the price is the template's worst case in SMS parts times the
-price of a part.
+An audience is ``{"all": true}``, conditions (``tiers``, ``min_points``, ``active_days``:
+bought in the last N days, ``joined_days``: joined in the last N days), a saved segment of
+the reports (``segment``: its definition copied in when the campaign is made), or a list of
+phone numbers (kept in ``sms_campaign_list``).  A share of the audience can be held out as
+a control group (``control_bp``, in ``sms_campaign_control``) for the campaign's results.
+The count leaves out members who opted out, card members (no number) and the control
+group; the price is the template's worst case in SMS parts times the price of a part.
 
 When a campaign is due it is planned: counted, and fixed to the members who were members
 then.  Its outbox rows are then queued in chunks of a couple of thousand, in member order,
@@ -19,6 +21,7 @@ its template when it is sent, with the member's values then.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.messages.text import Template, TemplateError
 from cloud_broker.messaging import outbox, settings
 from cloud_broker.programme.coupons import recipients
+from cloud_broker.reports import segments
 from edge.core.ruleset import RuleSet
 from edge.sanitize import clean
 
@@ -53,6 +57,9 @@ def audience_sql(audience: dict[str, Any], campaign_id: int | None) -> tuple[str
     if audience.get("list"):
         return ("m.member IN (SELECT member FROM sms_campaign_list WHERE campaign_id = ?)",
                 (campaign_id,))  # fmt: skip
+    if audience.get("segment"):
+        where, seg_args = segments.where(audience.get("definition") or {})
+        return where, tuple(seg_args)
     parts: list[str] = []
     args: list[Any] = []
     tiers = audience.get("tiers") or []
@@ -94,11 +101,21 @@ def _check(name: str, text: str, audience: dict[str, Any], rs: RuleSet) -> Templ
 
 def create(
     db: Database, rs: RuleSet, actor: Operator, name: str, text: str, audience: dict[str, Any],
-    coupon: str = "", rate_per_min: int = 600, phones: str = "",
+    coupon: str = "", rate_per_min: int = 600, phones: str = "", control_bp: int = 0,
 ) -> int:  # fmt: skip
-    """A campaign in ``draft``; its id.  ``phones``: the list audience, one per line."""
+    """A campaign in ``draft``; its id.  ``phones``: the list audience, one per line.
+    ``audience`` ``{"segment": id}`` takes a saved segment's definition as it is now.
+    ``control_bp``: the share of the audience held out as a control group (basis points;
+    they get nothing, and the campaign's results compare the recipients with them)."""
     actor.require("messages")
+    if audience.get("segment"):
+        seg = segments.get(db, int(audience["segment"]))
+        audience = {"segment": seg["id"], "segment_name": seg["name"],
+                    "definition": seg["definition"]}  # fmt: skip
     tmpl = _check(name, text, audience, rs)
+    if not 0 <= control_bp <= 5_000:
+        raise ClubError("bad_control", "a control group of 0 to 50% of the audience",
+                        "گروه کنترل باید بین ۰ تا ۵۰٪ مخاطبان باشد.")  # fmt: skip
     members: list[str] = []
     if phones.strip():
         members, bad = recipients(phones)
@@ -115,9 +132,9 @@ def create(
         cid = tx.next_id("sms_campaigns")
         tx.execute(
             "INSERT INTO sms_campaigns (id, name, text, audience, coupon, state, rate_per_min, "
-            "created_by, created_at) VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?)",
+            "created_by, created_at, control_bp) VALUES (?, ?, ?, ?, ?, 'draft', ?, ?, ?, ?)",
             (cid, clean(name, 80), text, json.dumps(audience), clean(coupon, 24) or None,
-             rate_per_min, actor.username, _now()),
+             rate_per_min, actor.username, _now(), control_bp),
         )  # fmt: skip
         tx.executemany(
             "INSERT INTO sms_campaign_list (campaign_id, member) VALUES (?, ?) ON CONFLICT DO "
@@ -125,7 +142,8 @@ def create(
             [(cid, m) for m in members],
         )
         audit.record(tx, actor.username, "campaign.create", f"campaign:{cid}",
-                     {"name": name, "audience": audience, "list": len(members)})  # fmt: skip
+                     {"name": name, "audience": audience, "list": len(members),
+                      "control_bp": control_bp})  # fmt: skip
         return cid
 
     return db.run(step)
@@ -134,15 +152,15 @@ def create(
 def get(db: Database, campaign_id: int) -> dict[str, Any]:
     rows = db.read(
         "SELECT id, name, text, audience, coupon, state, rate_per_min, scheduled_at, planned, "
-        "estimated_parts, estimated_cost, created_by, created_at, planned_at, finished_at FROM "
-        "sms_campaigns WHERE id = ?",
+        "estimated_parts, estimated_cost, created_by, created_at, planned_at, finished_at, "
+        "control_bp FROM sms_campaigns WHERE id = ?",
         (campaign_id,),
     )
     if not rows:
         raise ClubError("no_campaign", "no such campaign", "چنین کمپینی نیست.")
     keys = ("id", "name", "text", "audience", "coupon", "state", "rate_per_min",
             "scheduled_at", "planned", "estimated_parts", "estimated_cost", "created_by",
-            "created_at", "planned_at", "finished_at")  # fmt: skip
+            "created_at", "planned_at", "finished_at", "control_bp")  # fmt: skip
     out = dict(zip(keys, rows[0], strict=True))
     out["audience"] = json.loads(out["audience"])
     return out
@@ -172,6 +190,7 @@ def estimate(db: Database, campaign_id: int) -> Estimate:
         )[0])  # fmt: skip
 
     n = db.run(count, write=False)
+    n -= n * int(c["control_bp"]) // 10_000  # about that many are held out as the control
     parts = Template.compile(str(c["text"])).worst_case().parts
     return Estimate(n, parts, n * parts * conf["part_price_rials"])
 
@@ -281,20 +300,32 @@ def feed(db: Database, ahead: int = CHUNK) -> int:
     """Queue the next members of every campaign being sent that has fewer than ``ahead``
     messages waiting; how many were queued."""
     queued = 0
-    for cid, audience, cursor, planned_at in db.read(
-        "SELECT id, audience, cursor, planned_at FROM sms_campaigns WHERE state = 'sending' "
+    for cid, audience, cursor, planned_at, control_bp in db.read(
+        "SELECT id, audience, cursor, planned_at, control_bp FROM sms_campaigns WHERE "
+        "state = 'sending' "
         "AND cursor IS NOT NULL"
     ):
         waiting = int(db.read(
             "SELECT COUNT(*) FROM sms_outbox WHERE campaign_id = ? AND state = 'queued'", (cid,)
         )[0][0])  # fmt: skip
         if waiting < ahead:
-            queued += _chunk(db, int(cid), json.loads(audience), str(cursor), int(planned_at))
+            queued += _chunk(
+                db, int(cid), json.loads(audience), str(cursor), int(planned_at), int(control_bp)
+            )
     return queued
 
 
+def in_control(campaign_id: int, member: str, control_bp: int) -> bool:
+    """Whether ``member`` is held out of the campaign: a hash of the two, so the same member
+    is in or out however often a chunk is fed, and the draw is independent per campaign."""
+    if control_bp <= 0:
+        return False
+    h = hashlib.blake2b(f"{campaign_id}:{member}".encode(), digest_size=4).digest()
+    return int.from_bytes(h, "big") % 10_000 < control_bp
+
+
 def _chunk(db: Database, campaign_id: int, audience: dict[str, Any], cursor: str,
-           planned_at: int) -> int:  # fmt: skip
+           planned_at: int, control_bp: int = 0) -> int:  # fmt: skip
     where, args = audience_sql(audience, campaign_id)
 
     def step(tx: Tx) -> int:
@@ -312,14 +343,21 @@ def _chunk(db: Database, campaign_id: int, audience: dict[str, Any], cursor: str
         if moved != 1:
             return 0  # another feeder took this chunk
         now = _now()
+        held = [m for m in members if in_control(campaign_id, m, control_bp)]
+        sent = [m for m in members if not in_control(campaign_id, m, control_bp)]
         tx.executemany(
             "INSERT INTO sms_outbox (dedupe, member, phone, kind, campaign_id, transactional, "
             "state, created_at, not_before) VALUES (?, ?, ?, 'campaign', ?, 0, 'queued', ?, ?) "
             "ON CONFLICT (dedupe) DO NOTHING",
             [(f"campaign:{campaign_id}:{m}", m, m, campaign_id, now, planned_at)
-             for m in members],
+             for m in sent],
         )  # fmt: skip
-        return len(members)
+        tx.executemany(
+            "INSERT INTO sms_campaign_control (campaign_id, member) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING",
+            [(campaign_id, m) for m in held],
+        )
+        return len(sent)
 
     return db.run(step)
 

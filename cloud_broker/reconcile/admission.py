@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from cloud_broker.ledger import audit
-from cloud_broker.ledger.daily import flush_daily
 from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.reconcile.reconciler import Incoming, Reconciler, _Apply, flush_budgets
 from cloud_broker.registry import devices as registry
@@ -121,7 +120,7 @@ def admit(rc: Reconciler, qid: int, by: str, reason: str) -> Admitted:
         a.books.use(rc.rs)
         flush_budgets(tx, a.rule_use, a.books, rc.rs)
         a.books.flush(a.today)
-        flush_daily(tx, a.daily)
+        a.daily.flush(tx)
         tx.executemany("INSERT INTO stream (tenant, store, body) VALUES (?, ?, ?)", a.stream)
         tx.execute(
             "INSERT INTO admitted (hash, device, seq, tenant, store, type, member, "

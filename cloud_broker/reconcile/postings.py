@@ -9,7 +9,7 @@ from typing import Any
 
 from cloud_broker.ledger import budgets, referrals
 from cloud_broker.ledger.books import Books, MemberState, s_acct, st_acct
-from cloud_broker.ledger.daily import DAILY_COLUMNS, DailyKey, daily_figures
+from cloud_broker.ledger.daily import DailyBook
 from cloud_broker.ledger.db import Tx
 from edge.core import record as R
 from edge.core.dates import format_timestamp
@@ -17,7 +17,6 @@ from edge.core.ruleset import RuleSet
 from edge.protocol.record import Record
 
 
-# the columns of sales_daily after its key, in the order of DailyRow's values
 class Postings:
     """Ledger postings of one applied record; the applier provides the state below."""
 
@@ -26,21 +25,21 @@ class Postings:
     rs: RuleSet
     # (device, seq) -> (hash, journal id, member, day, store, tenant) of records applied
     in_batch: dict[tuple[str, int], tuple[bytes, int, str | None, int, str, str]]
-    daily: dict[DailyKey, list[int]]
+    daily: DailyBook
     rule_use: dict[budgets.UseKey, list[int]]  # what each rule gave (campaign budgets)
 
-    def count_day(self, p: dict[int, Any], day: int, member: bool) -> None:
-        key = (str(p[R.K_TENANT]), str(p[R.K_STORE]), day, int(member))
-        row = self.daily.setdefault(key, [0] * len(DAILY_COLUMNS))
-        for i, v in enumerate(daily_figures(p)):
-            row[i] += v
+    def count_day(self, p: dict[int, Any], day: int, ms: MemberState | None) -> None:
+        if ms is None:
+            self.daily.count(p, day, None)
+        else:  # a member new in this batch has no tier yet: the first one
+            self.daily.count(p, day, ms.tier or self.rs.tiers[0].id)
 
     def sale(
         self, jid: int, p: dict[int, Any], ms: MemberState | None, day: int, d: str, seq: int
     ) -> None:
         earned, redeemed = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
         used, cashback = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
-        self.count_day(p, day, ms is not None)
+        self.count_day(p, day, ms)
         if ms is None:
             if earned or redeemed or used or cashback:
                 self.books.alert(
@@ -179,7 +178,7 @@ class Postings:
         reversed_, returned = p[R.K_POINTS][R.P_EARNED], p[R.K_POINTS][R.P_REDEEMED]
         w_returned, cb_reversed = p[R.K_WALLET][R.W_USED], p[R.K_WALLET][R.W_CASHBACK]
         orig_jid, orig_day, orig_store = self._orig(p, ms.member if ms else None)
-        self.count_day(p, day, ms is not None)
+        self.count_day(p, day, ms)
         o = p[R.K_ORIG]
         if orig_jid is None:
             self.books.alert(

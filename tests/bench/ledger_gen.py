@@ -1,5 +1,5 @@
 """A chain's ledger, written directly: N members and M sale records with everything the
-console reads about them, for the console's benchmarks.
+console and the reports read about them, for their benchmarks.
 
     python -m tests.bench.ledger_gen --ledger sqlite:///var/bench/big.db \\
         --members 500000 --records 5000000
@@ -9,18 +9,21 @@ What it writes (tenant ``bench``, 100 stores of 5 terminals each):
 * members: 90% phone numbers (+98912...), 10% NFC cards (``card:04...``) of whom half also
   have a card linked to a phone member; each with a Persian name (first and last names from
   a list, so a name search finds thousands and must stop at its limit);
-* records: M sales spread over the members (about M/N each) and over the last year (or
-  ``--days``); each
-  row is a real sale record, raw bytes included, drawn from 64 signed templates with one to
-  six lines (the console parses them as it would any record; their signatures and chain are
-  not the row's, which nothing here checks);
-* journals, entries (points from ``S:bench:points_issued``), one point lot per sale with
-  its expiry and its move, each device's hash chain, ``member_spend`` per member and day,
-  ``sales_daily``, and each member's balances and visits as the reconciler would leave them.
+* records: M sales, 30% by anonymous customers; members drawn with a skew (a tenth of them
+  make a fifth of the sales), a seventh of them drifters who stopped two months ago; days
+  weighted by the season (weekends, the weeks before Nowruz, Yalda: see
+  tests.helpers.chain.season) over the last year (or ``--days``); each row is a real sale
+  record, raw bytes included, drawn from 64 signed templates with one to six lines (the
+  console parses them as it would any record; their signatures and chain are not the row's,
+  which nothing here checks);
+* journals, entries (points from ``S:bench:points_issued``), one point lot per member's sale
+  with its expiry and its move, each device's hash chain, ``member_spend`` per member and
+  day, the reports' daily tables (``sales_daily``, ``category_daily``, ``sku_daily``), tier
+  upgrades, and each member's balances, visits, tier and first and last day as the
+  reconciler would leave them.
 
-``ledger check`` passes on it but for one invariant, "daily sales = records": it recomputes
-the day's figures from the records' raw bytes, which are the templates' (their store and
-time), not the row's.
+``ledger check`` passes on it but for the daily tables' invariants: it recomputes them from
+the records' raw bytes, which are the templates' (their store and time), not the row's.
 
 The database is first migrated by head office's own migrations; secondary indexes are
 dropped during the load and built again after (as a bulk load does).  Deterministic for a
@@ -30,7 +33,9 @@ given seed.  On PostgreSQL rows go through COPY.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
+import itertools
 import random
 import sqlite3
 import sys
@@ -40,16 +45,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cloud_broker.ledger.daily import month_of
 from cloud_broker.ledger.db import Database
 from cloud_broker.ledger.schema import MIGRATIONS
 from edge.core import record as R
+from tests.helpers.chain import season
 from tests.helpers.terminal import Terminal
 
-VERSION = 1  # bump when what is written changes: cached ledgers are then rebuilt
+VERSION = 3  # bump when what is written changes: cached ledgers are then rebuilt
 TENANT = "bench"
 STORES = 100
 DEVICES = 500
 CHUNK = 50_000
+ANONYMOUS_SHARE = 0.3  # sales to customers who did not identify themselves
+SKEW = 1.6  # member = members * U**SKEW: the first tenth of members make a fifth of sales
 FIRST = (
     "علی", "محمد", "رضا", "حسین", "مهدی", "امیر", "حمید", "کاوه", "بابک", "سعید",
     "مریم", "زهرا", "فاطمه", "سارا", "نرگس", "لیلا", "شیرین", "پریسا", "مینا", "نازنین",
@@ -74,8 +83,12 @@ def member_key(i: int) -> str:
     return f"card:04{i:08X}" if i % 10 == 9 else f"+98912{i:07d}"
 
 
-def templates(n: int = 64) -> list[tuple[bytes, int, int, int]]:
-    """Signed sale records: (raw, paid, points earned, gross)."""
+Template = tuple[bytes, int, int, int, list[tuple[str, str, int, int, int, int]]]
+
+
+def templates(n: int = 64) -> list[Template]:
+    """Signed sale records: (raw, paid, points earned, gross, lines), each line (sku,
+    category, qty, gross, discount, paid)."""
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         t = Terminal(Path(tmp), "tmpl-1", "s000", TENANT)
@@ -98,7 +111,9 @@ def templates(n: int = 64) -> list[tuple[bytes, int, int, int]]:
                  "wallet_earned": 0, "rules_version": 1, "lines": items, "applied": []}
             )  # fmt: skip
             r = t.outbox.commit("sale", body, member=None, charged=True)
-            out.append((r.raw, gross - discount, earned, gross))
+            lns = [(str(x["sku"]), str(x["category"]), 1, each, int(x["discount"]), int(x["paid"]))
+                   for x in items]  # fmt: skip
+            out.append((r.raw, gross - discount, earned, gross, lns))
     return out
 
 
@@ -171,6 +186,13 @@ class Writer:
         self.conn.close()
 
 
+def tier_of(m: int, members: int) -> str:
+    """A member's tier: the few who buy most (the lowest numbers, see SKEW) are gold."""
+    share = m / members
+    return ("gold" if share < 0.03 else "silver" if share < 0.12 else "bronze" if share < 0.3
+            else "regular")  # fmt: skip
+
+
 def _chunks(n: int) -> Iterator[range]:
     for start in range(0, n, CHUNK):
         yield range(start, min(n, start + CHUNK))
@@ -199,20 +221,29 @@ def generate(
     # members' running figures: points, visits, spend per day
     points = [0] * members
     visits = [0] * members
+    first_day = [0] * members
+    last_day = [0] * members
     seqs = [0] * DEVICES
     spend: dict[tuple[int, int], int] = {}
-    daily: dict[tuple[str, int], list[int]] = {}
+    daily: dict[tuple[str, int, int], list[int]] = {}
+    cats: dict[tuple[str, int, str, str], list[int]] = {}
+    skus: dict[tuple[int, str, str], list[int]] = {}
+    # busier days weigh more: weekends, the weeks before Nowruz, Yalda (tests.helpers.chain)
+    weights = list(itertools.accumulate(season(today - k) for k in range(days)))
     for part in _chunks(records):
         recs, jrn, ent, lots, moves = [], [], [], [], []
         for i in part:
-            m = rng.randrange(members)
+            anonymous = rng.random() < ANONYMOUS_SHARE
+            m = min(members - 1, int(members * rng.random() ** SKEW))  # a few buy a lot
             d = i % DEVICES
             seqs[d] += 1
             seq = seqs[d]
-            raw, paid, earned, gross = tmpl[rng.randrange(len(tmpl))]
-            day = today - rng.randrange(days)
+            raw, paid, earned, gross, lns = tmpl[rng.randrange(len(tmpl))]
+            day = today - bisect.bisect_left(weights, rng.random() * weights[-1])
+            if not anonymous and m % 7 == 3 and day > today - 60:
+                day -= 60  # a drifter: nothing in the last two months
             at = (day * 86400 - 210 * 60 + 9 * 3600 + rng.randrange(12 * 3600)) * 1000
-            key = member_key(m)
+            key = None if anonymous else member_key(m)
             store = f"s{d % STORES:03d}"
             jid = i + 1
             h = _hash(d, seq)
@@ -220,6 +251,25 @@ def generate(
             recs.append((f"dev-{d:03d}", seq, h, prev, TENANT, store, "sale", key, at, 0,
                          jid, at, raw))  # fmt: skip
             jrn.append((jid, TENANT, "sale", f"dev-{d:03d}", seq, key, day, at))
+            row = daily.setdefault((store, day, int(key is not None)), [0, 0, 0, 0])
+            row[0] += 1
+            row[1] += gross
+            row[2] += paid
+            row[3] += earned if key else 0
+            tier = "" if key is None else tier_of(m, members)
+            for sku, cat, qty, lgross, ldisc, lpaid in lns:
+                c = cats.setdefault((store, day, tier, cat), [0, 0, 0, 0])
+                c[0] += qty
+                c[1] += lgross
+                c[2] += ldisc
+                c[3] += lpaid
+                k = skus.setdefault((day, sku, cat), [0, 0, 0, 0])
+                k[0] += qty
+                k[1] += lgross
+                k[2] += ldisc
+                k[3] += lpaid
+            if key is None:
+                continue
             ent.append((jid, f"M:{key}:PTS", "PTS", earned))
             ent.append((jid, f"S:{TENANT}:points_issued", "PTS", -earned))
             lots.append((jid, key, jid, f"dev-{d:03d}", seq, "earn", earned, earned, day,
@@ -227,12 +277,9 @@ def generate(
             moves.append((jid, jid, jid, earned))
             points[m] += earned
             visits[m] += 1
+            first_day[m] = min(first_day[m] or day, day)
+            last_day[m] = max(last_day[m], day)
             spend[(m, day)] = spend.get((m, day), 0) + paid
-            row = daily.setdefault((store, day), [0, 0, 0, 0])
-            row[0] += 1
-            row[1] += gross
-            row[2] += paid
-            row[3] += earned
         w.rows("records", RECORD_COLS, recs)
         w.rows("journals", ("id", "tenant", "kind", "device", "seq", "member", "day", "at"), jrn)
         w.rows("entries", ("journal_id", "account", "unit", "amount"), ent)
@@ -242,20 +289,24 @@ def generate(
         w.commit()
         if part.stop % 1_000_000 == 0:
             say(f"  {part.stop:,} records ({time.monotonic() - t0:.0f} s)")
+    ups: list[tuple[str, int, str, str, int]] = []
     for part in _chunks(members):
         rows, cards = [], []
         for m in part:
             key = member_key(m)
             name = f"{FIRST[m % len(FIRST)]} {LAST[(m // len(FIRST)) % len(LAST)]}"
-            tier = "gold" if visits[m] > 16 else "silver" if visits[m] > 12 else "regular"
-            rows.append((key, TENANT, now_ms - m * 1000, points[m], 0, tier, visits[m], name,
-                         name, 1))  # fmt: skip
+            rows.append((key, TENANT, now_ms - m * 1000, points[m], 0, tier_of(m, members),
+                         visits[m], name, name, 1, first_day[m] or None,
+                         last_day[m] or None))  # fmt: skip
+            if tier_of(m, members) != "regular" and m % 3 == 0:
+                ups.append((key, today - m % days, "regular", tier_of(m, members), 1))
             if m % 10 == 9:
                 cards.append((f"04{m:08X}", key))
             elif m % 20 == 3:
                 cards.append((f"0F{m:08X}", key))  # an RFID card linked to a phone member
         w.rows("members", ("member", "tenant", "created_at", "points", "wallet", "tier",
-                           "visits", "name", "name_key", "version"), rows)  # fmt: skip
+                           "visits", "name", "name_key", "version", "first_day", "last_day"),
+               rows)  # fmt: skip
         w.rows("member_cards", ("card", "member"), cards)
         w.commit()
     items = sorted(spend.items())
@@ -265,12 +316,35 @@ def generate(
         w.commit()
     w.rows("sales_daily", ("tenant", "store", "day", "member", "sales", "gross", "revenue",
                            "points_earned"),
-           [(TENANT, s, day, 1, *v) for (s, day), v in sorted(daily.items())])  # fmt: skip
+           [(TENANT, s, day, mem, *v) for (s, day, mem), v in sorted(daily.items())])  # fmt: skip
+    w.rows("category_daily", ("tenant", "store", "day", "tier", "category", "qty", "gross",
+                              "discount", "revenue"),
+           [(TENANT, *k, *v) for k, v in sorted(cats.items())])  # fmt: skip
+    w.rows("sku_daily", ("tenant", "day", "sku", "category", "qty", "gross", "discount",
+                         "revenue"),
+           [(TENANT, *k, *v) for k, v in sorted(skus.items())])  # fmt: skip
+    cat_months: dict[tuple[str, int, str, str], list[int]] = {}
+    for (store, day, tier, cat), v in cats.items():
+        acc = cat_months.setdefault((store, month_of(day), tier, cat), [0, 0, 0, 0])
+        for i, x in enumerate(v):
+            acc[i] += x
+    sku_months: dict[tuple[int, str, str], list[int]] = {}
+    for (day, sku, cat), v in skus.items():
+        acc = sku_months.setdefault((month_of(day), sku, cat), [0, 0, 0, 0])
+        for i, x in enumerate(v):
+            acc[i] += x
+    w.rows("category_monthly", ("tenant", "store", "month", "tier", "category", "qty", "gross",
+                                "discount", "revenue"),
+           [(TENANT, *k, *v) for k, v in sorted(cat_months.items())])  # fmt: skip
+    w.rows("sku_monthly", ("tenant", "month", "sku", "category", "qty", "gross", "discount",
+                           "revenue"),
+           [(TENANT, *k, *v) for k, v in sorted(sku_months.items())])  # fmt: skip
+    w.rows("tier_changes", ("member", "day", "from_tier", "to_tier", "up"), ups)
     w.rows("bench_meta", ("version", "members", "records"), [(VERSION, members, records)])
     w.commit()
     say(f"  rows written in {time.monotonic() - t0:.0f} s; building indexes")
-    for d in defs:
-        w.sql(d)
+    for index_sql in defs:
+        w.sql(index_sql)
         w.commit()
     if w.pg:  # rows written with their ids: the identity sequences continue after them
         for table in ("journals", "lots", "lot_moves"):

@@ -69,12 +69,26 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "test_bench_messages": (
         "Messages to members",
         "`planning_a_campaign_to_a_million_members`: a campaign to every member of a ledger of "
-        "1,000,000 members (90% with phone numbers): counted and priced, then planned (one "
-        "outbox row each, in one statement) (goal: plan <= 10 s).  "
+        "1,000,000 members (90% with phone numbers): counted and priced, then planned (the "
+        "audience fixed and a cursor set; rows are fed behind it as the sender drains them), "
+        "next to queueing every row in one statement (goal: plan <= 10 s).  "
         "`sender_throughput_next_to_the_gateway`: 3,000 campaign messages through the sender "
         "(claim, the rules, the template, the Kavenegar adapter, the result written back) to "
         "the local fake of Kavenegar's API answering at once, next to the adapter alone sending "
         "to the same fake one message after another in the same run.",
+    ),
+    "test_bench_reports": (
+        "Reports",
+        "`report_pages_and_the_nightly_refresh`: on the console's generated ledger (500,000 "
+        "members, 5,000,000 sales over a year, 30% anonymous, seasonal days, drifters), the "
+        "nightly RFM and BG/NBD + Gamma-Gamma refresh of every member who bought (goal <= 300 "
+        "s), then each report page 60 times over HTTP as marketing, the console's own time "
+        "(Server-Timing) p99 and p50: this Jalali month and the last year, by day, week and "
+        "month, by store, product group and SKU, one store's dairy, the key figures, the "
+        "segments, a year's CSV (goal: every page p99 <= 200 ms).  "
+        "`reconciler_with_and_without_the_daily_tables`: 2,000 sales of one to four lines from "
+        "20 terminals applied by the reconciler with the reports' tables kept and with none "
+        "(three alternating runs each, the best of each) (goal: ratio >= 0.9).",
     ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",

@@ -7,6 +7,8 @@ import re
 
 from cloud_broker.club import operators
 from cloud_broker.console import i18n
+from cloud_broker.console.views import reports
+from cloud_broker.reports import periods, sales, scores
 from edge.core.dates import days_from_civil
 
 TEMPLATES = i18n.HERE / "templates"
@@ -35,6 +37,9 @@ RUNTIME = (
     "occasion:yalda", "occasion:mothers_day", "sms_paused", "messages.settings",
     "messages.template", "messages.occasion", "messages.occasion_date", "campaign.create",
     "campaign.schedule", "campaign.cancel", "member.sms_opt_out",
+    *sales.HEADERS.values(), *reports.TITLES.values(), *(f"grain:{g}" for g in periods.GRAINS),
+    *(f"rfm:{s}" for s in scores.SEGMENTS), "recipients", "control", "segment.save",
+    "segment.delete", "Members' revenue", "Anonymous revenue", "Revenue", "Members", "Total",
 )  # fmt: skip
 
 

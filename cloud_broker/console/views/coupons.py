@@ -11,6 +11,7 @@ from cloud_broker.club.errors import ClubError
 from cloud_broker.console.views.members import _url as member_url
 from cloud_broker.console.web import Ctx
 from cloud_broker.programme import coupons
+from cloud_broker.reports import segments
 
 MAX_UPLOAD = 8 * 1024 * 1024
 
@@ -18,12 +19,20 @@ MAX_UPLOAD = 8 * 1024 * 1024
 async def overview(ctx: Ctx, request: Request) -> Response:
     await ctx.operator(request)
     rs = ctx.rs(fresh=True)
+    sid = request.query_params.get("segment") or ""
+    segment, to = None, ""
+    if sid.isdigit():  # a saved segment's members, by phone, filled in for issuing
+        segment = await ctx.call(segments.get, ctx.db(), int(sid))
+        to = "\n".join(await ctx.call(segments.phones, ctx.db(), segment["definition"],
+                                       coupons.MAX_RECIPIENTS))  # fmt: skip
     return ctx.render(
         request,
         "coupons.html",
         offers=coupons.member_coupons(rs),
         batches=await ctx.call(coupons.batches, ctx.db()),
         issued=None,
+        segment=segment,
+        to=to,
     )
 
 

@@ -14,6 +14,7 @@ from cloud_broker.console import i18n
 from cloud_broker.console.web import Ctx, int_field
 from cloud_broker.messaging import campaigns, outbox, settings
 from cloud_broker.programme import forms
+from cloud_broker.reports import segments
 from edge.core import jalali
 
 
@@ -99,6 +100,9 @@ async def log_page(ctx: Ctx, request: Request) -> Response:
 def _audience(f: Any) -> dict[str, Any]:
     if f.get("audience") == "all":
         return {"all": True}
+    if f.get("audience") == "saved":
+        sid = int_field(f.get("segment"), "segment", "بخش", allow_empty=False)
+        return {"segment": sid}
     out: dict[str, Any] = {}
     tiers = [t for t in f.getlist("tiers") if t]
     if tiers:
@@ -112,7 +116,10 @@ def _audience(f: Any) -> dict[str, Any]:
 
 async def new_campaign(ctx: Ctx, request: Request) -> Response:
     await ctx.operator(request, "messages")
-    return ctx.render(request, "campaign_new.html", tiers=ctx.rs().tiers)
+    chosen = request.query_params.get("segment") or ""
+    return ctx.render(request, "campaign_new.html", tiers=ctx.rs().tiers,
+                      segments=await ctx.call(segments.listing, ctx.db()),
+                      chosen=int(chosen) if chosen.isdigit() else None)  # fmt: skip
 
 
 async def create_campaign(ctx: Ctx, request: Request) -> Response:
@@ -123,6 +130,7 @@ async def create_campaign(ctx: Ctx, request: Request) -> Response:
         str(f.get("text") or ""), _audience(f), str(f.get("coupon") or ""),
         int_field(f.get("rate_per_min") or "600", "pace", "سرعت", allow_empty=False),
         str(f.get("phones") or "") if f.get("audience") == "list" else "",
+        int_field(f.get("control_pct") or "0", "control group", "گروه کنترل") * 100,
     )  # fmt: skip
     return ctx.back(f"/campaigns/{cid}", "The campaign is a draft: check it and schedule it.",
                     "کمپین پیش‌نویس شد؛ بررسی و زمان‌بندی کنید.")  # fmt: skip

@@ -1,0 +1,1 @@
+"""Reports and analytics at head office (docs/reports.md)."""
