@@ -19,6 +19,8 @@
     python -m cloud_broker ledger expire
     python -m cloud_broker ledger rebuild-daily       (the reports' daily tables from the records)
     python -m cloud_broker reports refresh|sales|stores|categories|skus|kpis
+    python -m cloud_broker api serve|keys|online-store ...   (the public API, docs/api.md)
+    python -m cloud_broker webhooks add|list|deliveries|replay|disable|run
 
 Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
@@ -39,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cloud_broker.api import cli as api_cli
 from cloud_broker.club import changes, members, operators, stores
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import cli as console_cli
@@ -576,6 +579,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     programme_cli.add_parsers(sub, _db, load_rules)
     messaging_cli.add_parsers(sub, _db, load_rules)
     reports_cli.add_parsers(sub, _db, load_rules)
+    api_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

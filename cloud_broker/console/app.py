@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -24,12 +23,14 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from cloud_broker import keyfile
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import i18n
 from cloud_broker.console.views import (
     admin,
     coupons,
     incidents,
+    integrations,
     members,
     messages,
     programme,
@@ -129,6 +130,10 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
         get("/reports/segments/{id}", reports.segment_page),
         post("/reports/segments/{id}/delete", reports.delete_segment),
         get("/sales/{device}/{seq}", reports.invoice_page),
+        get("/integrations", integrations.overview),
+        post("/integrations/keys", integrations.create_key),
+        post("/integrations/keys/{id}/revoke", integrations.revoke_key),
+        post("/integrations/deliveries/{id}/replay", integrations.replay),
         get("/audit", admin.audit_log),
         get("/operators", admin.operator_list),
         post("/operators", admin.operator_add),
@@ -161,21 +166,6 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
 def load_secret(path: Path | None) -> bytes:
     """The key that signs the console's cookies: ``$LOYALTY_CONSOLE_SECRET``, or a file of
     mode 0600 (made on first use).  Never stored in the ledger."""
-    env = os.environ.get("LOYALTY_CONSOLE_SECRET")
-    if env:
-        return env.encode()
-    if path is None:
+    if path is None and not os.environ.get("LOYALTY_CONSOLE_SECRET"):
         raise ConfigError("console secret", "give --secret-file or $LOYALTY_CONSOLE_SECRET")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
-    if path.stat().st_mode & 0o077:
-        raise ConfigError(
-            "console secret", f"{path} is readable by others: chmod 600 it (it signs sessions)"
-        )
-    data = path.read_bytes().strip()
-    if len(data) < 32:
-        raise ConfigError("console secret", f"{path} holds less than 32 bytes")
-    return data
+    return keyfile.load(path, "LOYALTY_CONSOLE_SECRET", "console secret", "it signs sessions")

@@ -628,4 +628,71 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
         PRIMARY KEY (campaign_id, member)
     );
     """,
+    # 11: the public API and webhooks (cloud_broker.api): keys (their hash only), the answers
+    # kept for idempotency keys, online sales, webhook endpoints, events and deliveries
+    """
+    CREATE TABLE api_keys (
+        id {id},
+        name TEXT NOT NULL,
+        prefix TEXT NOT NULL UNIQUE,
+        hash TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        rate_per_min INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        revoked_at {bigint},
+        last_used_at {bigint}
+    );
+    CREATE TABLE api_idempotency (
+        key_id {bigint} NOT NULL,
+        idem TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        status INTEGER,
+        body TEXT,
+        created_at {bigint} NOT NULL,
+        PRIMARY KEY (key_id, idem)
+    );
+    CREATE TABLE online_sales (
+        device TEXT NOT NULL,
+        seq {bigint} NOT NULL,
+        quote TEXT NOT NULL,
+        refunded TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (device, seq)
+    );
+    CREATE TABLE webhooks (
+        id {id},
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        disabled_at {bigint}
+    );
+    CREATE TABLE webhook_events (
+        id {id},
+        ref TEXT NOT NULL UNIQUE,
+        event TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        created_at {bigint} NOT NULL
+    );
+    CREATE TABLE webhook_deliveries (
+        id {id},
+        webhook_id {bigint} NOT NULL,
+        event_id {bigint} NOT NULL,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        queued_at {bigint} NOT NULL,
+        next_at {bigint} NOT NULL,
+        last_status INTEGER,
+        last_response TEXT,
+        last_at {bigint},
+        delivered_at {bigint},
+        UNIQUE (webhook_id, event_id)
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_at);
+    CREATE TABLE webhook_marks (
+        name TEXT PRIMARY KEY,
+        value {bigint} NOT NULL
+    );
+    CREATE INDEX coupon_uses_record ON coupon_uses (device, seq);
+    """,
 ]

@@ -90,6 +90,15 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "20 terminals applied by the reconciler with the reports' tables kept and with none "
         "(three alternating runs each, the best of each) (goal: ratio >= 0.9).",
     ),
+    "test_bench_api": (
+        "The public API",
+        "`member_lookup_through_the_api`: 1,000 lookups by phone (0912... form) of random "
+        "members of the console's generated ledger (500,000 members) through the API process "
+        "with a key, after 100 to warm up: the API's own time (Server-Timing) and the round "
+        "trip, p99 and p50 (goal: p99 <= 20 ms).  `webhook_deliveries_a_second`: 2,000 queued "
+        "deliveries to a local receiver (claim, sign, POST, record), next to posting the "
+        "same bodies to it with the same client, in the same run.",
+    ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
         "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "

@@ -39,7 +39,8 @@ RUNTIME = (
     "campaign.schedule", "campaign.cancel", "member.sms_opt_out",
     *sales.HEADERS.values(), *reports.TITLES.values(), *(f"grain:{g}" for g in periods.GRAINS),
     *(f"rfm:{s}" for s in scores.SEGMENTS), "recipients", "control", "segment.save",
-    "segment.delete", "Members' revenue", "Anonymous revenue", "Revenue", "Members", "Total",
+    "segment.delete", "api_key.create", "api_key.revoke", "webhook.add", "webhook.disable",
+    "webhook.replay", "Members' revenue", "Anonymous revenue", "Revenue", "Members", "Total",
 )  # fmt: skip
 
 
