@@ -21,6 +21,7 @@
     python -m cloud_broker reports refresh|sales|stores|categories|skus|kpis
     python -m cloud_broker api serve|keys|online-store ...   (the public API, docs/api.md)
     python -m cloud_broker webhooks add|list|deliveries|replay|disable|run
+    python -m cloud_broker panel --listen ...; surveys add ID ...  (the member panel)
 
 Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
@@ -50,6 +51,7 @@ from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
 from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.messaging import cli as messaging_cli
+from cloud_broker.panel import cli as panel_cli
 from cloud_broker.programme import cli as programme_cli
 from cloud_broker.reconcile import admission
 from cloud_broker.reconcile.reconciler import Reconciler, run_expiry
@@ -580,6 +582,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     messaging_cli.add_parsers(sub, _db, load_rules)
     reports_cli.add_parsers(sub, _db, load_rules)
     api_cli.add_parsers(sub, _db, _ledger_url, load_rules)
+    panel_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

@@ -202,9 +202,14 @@ class Agent:
             online=self.online,
             notify=self.notify,
             enroll_new_phones=self.cfg.enroll_new_phones,
+            card_keys=self._card_keys,
         )
         self.refunds = Refunds(self.checkout)
         self.checkout.owner = threading.get_ident()  # built on, and owned by, this thread
+
+    def _card_keys(self) -> list[Any]:
+        """The rules keys in force: head office signs membership QR codes with them."""
+        return [k.public for k in self.ring.keys if k.number >= self.ring.in_force]
 
     def abort_payment(self, session: str) -> bool:
         """The cashier cancelled while the bank terminal waits for the customer: abort it

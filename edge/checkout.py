@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from edge import receipt
 from edge.clock import Clock
 from edge.core import record as R
@@ -45,6 +47,7 @@ from edge.errors import ChainConflictError, DiskFullError, OutboxFullError
 from edge.ledger_cache.outbox import MemberDelta, Outbox
 from edge.ledger_cache.payments import Payment, Payments
 from edge.members import Members
+from edge.protocol import memberqr
 from edge.protocol.record import Record
 from edge.sanitize import clean, is_clean
 from edge.settlement import CheckoutError, Settlement, disk_full, idempotency_key
@@ -103,6 +106,7 @@ class Checkout:
         online: Callable[[], bool],
         notify: Callable[[], None],
         enroll_new_phones: bool = True,
+        card_keys: Callable[[], list[Ed25519PublicKey]] | None = None,
     ) -> None:
         self.outbox = outbox
         self.members = members
@@ -113,6 +117,7 @@ class Checkout:
         self.online = online
         self.notify = notify
         self.enroll_new_phones = enroll_new_phones
+        self.card_keys = card_keys  # the rules keys in force: they sign membership QR codes
         self.ident = outbox.identity
         self.sessions: dict[str, Session] = {}
         # the agent thread that owns the checkout (set by the agent); every call from
@@ -215,6 +220,14 @@ class Checkout:
             # record is written with the sale), never by being typed: a mistyped number
             # on a cancelled basket enrols nobody
             enrolled = self.enroll_new_phones and not self.members.known(member)
+        elif card is not None and memberqr.is_member_qr(card.strip()):
+            keys = self.card_keys() if self.card_keys is not None else []
+            try:  # the member panel's card: signed by head office, read offline
+                member = memberqr.read(card.strip(), keys, self.ident.tenant,
+                                       self.clock.now().wall_ms // 1000)  # fmt: skip
+            except memberqr.QrError as e:
+                raise CheckoutError(e.code, str(e), e.fa or str(e)) from e
+            ident = "qr"
         elif card is not None:
             uid = card.strip()
             if uid.upper().startswith("LC1:"):

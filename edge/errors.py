@@ -33,6 +33,8 @@
           │         ├── PN532FrameError   a frame that breaks the format (also ValueError)
           │         │    ├── ChecksumError, TruncatedFrameError
           │         ├── PN532TimeoutError, PN532CommandError
+          ├── QrError                     edge.protocol.memberqr: a membership QR code that is
+          │                               forged, garbled, another club's or expired
           ├── CheckoutError               edge.settlement: a checkout, payment or refund step
           │                               that cannot be done; ``.code`` for the POS (the
           │                               POS API maps codes to HTTP statuses, not the domain)

@@ -52,6 +52,8 @@ STATUS: dict[str, int] = {
     "bad_phone": 400,
     "bad_referral": 400,
     "bad_card": 400,
+    "bad_qr": 400,
+    "expired_qr": 400,
     "bad_refund": 400,
     "wrong_store": 400,
     "unauthorised": 401,

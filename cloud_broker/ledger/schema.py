@@ -695,4 +695,44 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
     );
     CREATE INDEX coupon_uses_record ON coupon_uses (device, seq);
     """,
+    # 12: the member panel (cloud_broker.panel): one-time codes (their hash only), members'
+    # sessions (their hash only), surveys and the answers to them
+    """
+    CREATE TABLE panel_codes (
+        id {id},
+        phone TEXT NOT NULL,
+        code_hash TEXT NOT NULL,
+        address TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        expires_at {bigint} NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        used_at {bigint}
+    );
+    CREATE INDEX panel_codes_phone ON panel_codes (phone, created_at);
+    CREATE INDEX panel_codes_address ON panel_codes (address, created_at);
+    CREATE TABLE panel_sessions (
+        token_hash TEXT PRIMARY KEY,
+        member TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        created_at {bigint} NOT NULL,
+        seen_at {bigint} NOT NULL,
+        ended_at {bigint}
+    );
+    CREATE TABLE surveys (
+        id TEXT PRIMARY KEY,
+        question_fa TEXT NOT NULL,
+        question_en TEXT NOT NULL,
+        points {bigint} NOT NULL,
+        open INTEGER NOT NULL DEFAULT 1,
+        created_at {bigint} NOT NULL
+    );
+    CREATE TABLE survey_answers (
+        survey TEXT NOT NULL,
+        member TEXT NOT NULL,
+        rating INTEGER NOT NULL,
+        comment TEXT,
+        answered_at {bigint} NOT NULL,
+        PRIMARY KEY (survey, member)
+    );
+    """,
 ]

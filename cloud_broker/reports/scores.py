@@ -193,18 +193,29 @@ def refresh(db: Database, today: int, with_models: bool = True) -> dict[str, Any
     }
 
 
+_GRID: dict[tuple[str, int], dict[str, Any]] = {}  # (ledger, when scored) -> the grid
+
+
 def grid(db: Database) -> dict[str, Any]:
-    """Members per named segment, with their spend and expected value, and when scored."""
+    """Members per named segment, with their spend and expected value, and when scored (a
+    count over every member: kept until the next refresh scores them again)."""
+    marks = {str(k): int(v) for k, v in db.read("SELECT name, value FROM report_marks")}
+    key = (db.url, marks.get("scores_at", 0))
+    if key in _GRID:
+        return _GRID[key]
     rows = db.read(
         "SELECT segment, COUNT(*), COALESCE(SUM(monetary), 0), COALESCE(SUM(clv), 0), "
         "COALESCE(AVG(p_alive_bp), 0) FROM member_scores GROUP BY segment"
     )
     by = {str(r[0]): r for r in rows}
-    marks = dict(db.read("SELECT name, value FROM report_marks"))
     out = []
     for s in SEGMENTS[:-1]:
         r = by.get(s)
         out.append({"segment": s, "members": int(r[1]) if r else 0,
                     "spend": int(r[2]) if r else 0, "clv": int(r[3]) if r else 0,
                     "p_alive_bp": int(r[4]) if r else 0})  # fmt: skip
-    return {"segments": out, "day": marks.get("scores_day"), "at": marks.get("scores_at")}
+    value = {"segments": out, "day": marks.get("scores_day"), "at": marks.get("scores_at")}
+    if key[1]:
+        _GRID.clear()
+        _GRID[key] = value
+    return value

@@ -12,6 +12,7 @@ from cloud_broker.reports import periods, sales, scores
 from edge.core.dates import days_from_civil
 
 TEMPLATES = i18n.HERE / "templates"
+PANEL = i18n.HERE.parent / "panel" / "templates"  # the member panel shares the catalogue
 LITERAL = re.compile(r"""_\(\s*(?:"([^"]+)"|'([^']+)')\s*\)""")
 # values the pages pass through _() at run time (kinds, states, actions)
 RUNTIME = (
@@ -46,7 +47,7 @@ RUNTIME = (
 
 def _used() -> set[str]:
     out: set[str] = set()
-    for path in TEMPLATES.glob("*.html"):
+    for path in [*TEMPLATES.glob("*.html"), *PANEL.glob("*.html")]:
         for a, b in LITERAL.findall(path.read_text("utf-8")):
             out.add(a or b)
     return out

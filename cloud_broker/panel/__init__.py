@@ -1,0 +1,1 @@
+"""The member panel: members' own web app (docs/member-panel.md)."""
