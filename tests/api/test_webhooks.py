@@ -183,3 +183,20 @@ def test_the_dispatcher_process_delivers(tmp_path: Path, receiver: Receiver) -> 
         proc.terminate()
         proc.wait(15)
     assert receiver.bad_signatures == 0
+
+
+def test_coupon_redeemed_and_points_expiring_events(ho: HO, tmp_path: Path) -> None:
+    t = Terminal(tmp_path, "pos-1", "s1")
+    ho.register(t)
+    ho.feed(t, [t.enroll(ALI)])
+    ho.feed(t, [t.sale(ALI, 1_000_000, discount=100_000, earned=90, coupon="WELCOME10")])
+    webhooks.scan(ho.db)
+    coupon = ho.q("SELECT payload FROM webhook_events WHERE event = 'coupon.redeemed'")
+    assert len(coupon) == 1 and json.loads(coupon[0][0])["code"] == "WELCOME10"
+    today = ho.one("SELECT MAX(earned_day) FROM lots")
+    ho.db.run(lambda tx: tx.execute("UPDATE lots SET expires_day = ?", (today + 3,)))
+    assert webhooks.scan_expiring(ho.db, today) == 1
+    assert webhooks.scan_expiring(ho.db, today) == 1  # read again, emitted once
+    exp = ho.q("SELECT payload FROM webhook_events WHERE event = 'points.expiring'")
+    assert len(exp) == 1
+    assert json.loads(exp[0][0]) == {"member": ALI, "points": 90, "expires_day": today + 3}
