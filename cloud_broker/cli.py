@@ -22,6 +22,7 @@
     python -m cloud_broker api serve|keys|online-store ...   (the public API, docs/api.md)
     python -m cloud_broker webhooks add|list|deliveries|replay|disable|run
     python -m cloud_broker panel --listen ...; surveys add ID ...  (the member panel)
+    python -m cloud_broker tax taxid|store|product|run|status    (tax invoices)
 
 Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
@@ -46,6 +47,7 @@ from cloud_broker.api import cli as api_cli
 from cloud_broker.club import changes, members, operators, stores
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import cli as console_cli
+from cloud_broker.invoicing import cli as tax_cli
 from cloud_broker.ledger import daily, rulebooks
 from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
@@ -583,6 +585,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     reports_cli.add_parsers(sub, _db, load_rules)
     api_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     panel_cli.add_parsers(sub, _db, _ledger_url, load_rules)
+    tax_cli.add_parsers(sub, _db)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)

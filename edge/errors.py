@@ -47,7 +47,9 @@
           ├── TaxError                    cloud_broker.tax.errors: the tax system hand-off
           │    │                          (``.transient``: worth retrying)
           │    ├── TaxValidationError     an invoice we must not send
-          │    │    └── InvalidTaxIdError a tax id's form or check digit
+          │    │    ├── InvalidTaxIdError a tax id's form or check digit
+          │    │    └── UnmappedProductError  cloud_broker.invoicing.build: a line whose
+          │    │                          SKU and group have no product id
           │    ├── KeyFileError           a taxpayer key or certificate file (or its mode)
           │    ├── PacketError            a JWS/JWE packet that cannot be made or opened
           │    ├── TaxRejectedError       the system refused (4xx, its error codes)

@@ -35,6 +35,8 @@ NEVER = {
                              "cloud_broker.reconcile", "cloud_broker.api"),
     "cloud_broker/api": ("cloud_broker.console", "cloud_broker.panel"),
     "cloud_broker/panel": ("cloud_broker.api",),
+    "cloud_broker/invoicing": ("cloud_broker.console", "cloud_broker.api", "cloud_broker.panel"),
+    "cloud_broker/tax": ("cloud_broker.invoicing", "cloud_broker.console", "cloud_broker.ledger"),
     "cloud_broker/programme": ("cloud_broker.messaging", "cloud_broker.console"),
     "cloud_broker/messaging": ("cloud_broker.console",),
     "cloud_broker/messages": ("cloud_broker.messaging", "cloud_broker.console",

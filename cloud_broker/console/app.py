@@ -39,6 +39,7 @@ from cloud_broker.console.views import (
     reports,
     session,
     stores,
+    tax,
     today,
 )
 from cloud_broker.console.web import LANG_COOKIE, UNIT_COOKIE, ConsoleConfig, Ctx, page
@@ -134,6 +135,9 @@ def create_app(cfg: ConsoleConfig) -> Starlette:
         post("/integrations/keys", integrations.create_key),
         post("/integrations/keys/{id}/revoke", integrations.revoke_key),
         post("/integrations/deliveries/{id}/replay", integrations.replay),
+        get("/tax", tax.overview),
+        post("/tax/products", tax.save_product),
+        post("/tax/invoices/{id}/resend", tax.resend),
         get("/audit", admin.audit_log),
         get("/operators", admin.operator_list),
         post("/operators", admin.operator_add),

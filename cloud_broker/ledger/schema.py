@@ -735,4 +735,56 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
         PRIMARY KEY (survey, member)
     );
     """,
+    # 13: tax invoices (cloud_broker.invoicing): each store's taxpayer (its key and
+    # certificate stay in files), the product ids and VAT rates, and the durable queue
+    """
+    CREATE TABLE tax_stores (
+        store TEXT PRIMARY KEY,
+        memory_id TEXT NOT NULL,
+        economic_code TEXT NOT NULL,
+        key_file TEXT NOT NULL,
+        cert_file TEXT NOT NULL,
+        next_serial {bigint} NOT NULL DEFAULT 1,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        since_journal {bigint} NOT NULL DEFAULT 0
+    );
+    CREATE TABLE tax_products (
+        kind TEXT NOT NULL,
+        code TEXT NOT NULL,
+        sstid TEXT NOT NULL,
+        description TEXT,
+        vat_bp INTEGER,
+        PRIMARY KEY (kind, code)
+    );
+    CREATE TABLE tax_invoices (
+        id {id},
+        store TEXT NOT NULL,
+        device TEXT NOT NULL,
+        seq {bigint} NOT NULL,
+        kind TEXT NOT NULL,
+        serial {bigint} NOT NULL,
+        tax_id TEXT NOT NULL UNIQUE,
+        original_tax_id TEXT,
+        day INTEGER NOT NULL,
+        amount {bigint} NOT NULL,
+        state TEXT NOT NULL,
+        uid TEXT,
+        reference TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at {bigint} NOT NULL,
+        errors TEXT,
+        created_at {bigint} NOT NULL,
+        sent_at {bigint},
+        final_at {bigint},
+        UNIQUE (device, seq)
+    );
+    CREATE INDEX tax_invoices_due ON tax_invoices (state, next_at);
+    CREATE INDEX tax_invoices_day ON tax_invoices (store, day, state);
+    CREATE TABLE tax_marks (
+        name TEXT PRIMARY KEY,
+        value {bigint} NOT NULL
+    );
+    """,
+    # 14: the points expired in a period are read from the expiry journals by kind and day
+    "CREATE INDEX journals_kind_day ON journals (kind, day)",
 ]

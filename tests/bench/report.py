@@ -100,6 +100,13 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "deliveries to a local receiver (claim, sign, POST, record), next to posting the "
         "same bodies to it with the same client, in the same run.",
     ),
+    "test_bench_tax": (
+        "Tax invoices",
+        "`invoices_built_signed_and_encrypted_a_second`: 300 invoices of one to six lines "
+        "from records (the VAT split, the tax id, the packet), each signed (JWS RS256 with "
+        "x5c) and encrypted (JWE RSA-OAEP-256 + A256GCM), next to the raw RSA work alone for "
+        "the same sizes (an RS256 signature, an RSA-OAEP-256 key wrap, AES-GCM) in the same run.",
+    ),
     "test_bench_checkout": (
         "Terminal agent: checkout, memory, start-up",
         "`checkout_critical_path`: open a 12-line basket, identify by phone, pay: quote, "

@@ -36,7 +36,7 @@ def test_member_lookup_through_the_api(
 ) -> None:
     db = Database(big_ledger)
     db.migrate(MIGRATIONS)
-    _, key = keys.create(db, ADMIN, "bench", ["members:read"], 1_000_000)
+    _, key = keys.create(db, ADMIN, "bench", ["members:read"], 100_000)
     rng = random.Random(3)
     phones = []
     while len(phones) < SAMPLES:

@@ -41,7 +41,10 @@ RUNTIME = (
     *sales.HEADERS.values(), *reports.TITLES.values(), *(f"grain:{g}" for g in periods.GRAINS),
     *(f"rfm:{s}" for s in scores.SEGMENTS), "recipients", "control", "segment.save",
     "segment.delete", "api_key.create", "api_key.revoke", "webhook.add", "webhook.disable",
-    "webhook.replay", "Members' revenue", "Anonymous revenue", "Revenue", "Members", "Total",
+    "webhook.replay", "tax.store", "tax.product", "tax.resend", "survey.add",
+    *(f"tax:{s}" for s in ("queued", "sending", "sent", "accepted", "failed", "rejected",
+                           "blocked")),
+    "Members' revenue", "Anonymous revenue", "Revenue", "Members", "Total",
 )  # fmt: skip
 
 
