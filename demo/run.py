@@ -237,6 +237,8 @@ def setup(
             f"({ok} checks OK); devices nfc, rfid, qr, keypad, bank (ZVT {t.bank.terminal_id})"
         )
         t.start()
+        if t.display_url:
+            out.line(f"  {t.store:<4} customer display {t.display_url} (kiosk: ?mode=kiosk)")
     return url, ho, terms
 
 
@@ -411,6 +413,7 @@ def finish(
         (workdir / "summary.json").write_text(
             json.dumps(summary, ensure_ascii=False, indent=2, default=str), "utf-8"
         )
+    args.display_url = next((t.display_url for t in terms if t.display_url), "")
     show_console(out, ho, args)
     return 0 if ok else 1
 
@@ -419,6 +422,9 @@ def show_console(out: Out, ho: HeadOffice, args: argparse.Namespace) -> None:
     """Where the console is and how to log in; in a terminal, wait for Ctrl-C."""
     out.head("Head office's console · کنسول دفتر مرکزی")
     out.line(f"  {ho.console_url}/   user admin   password {ho.console_password}")
+    shown = getattr(args, "display_url", "")
+    if shown:
+        out.line(f"  the customer display of store s1: {shown}")
     if args.exit or not sys.stdin.isatty():
         return
     out.line("  head office, its console and the tills keep running: press Ctrl-C to stop")

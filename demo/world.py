@@ -251,6 +251,7 @@ class StoreTerminal:
         self.url = ""
         self.log = self.dir / "agent.log"
         self.selftest = ""
+        self.display_url = ""
 
     def provision(self, ho: HeadOffice) -> None:
         """What the technician does on site: init, enroll with head office's token, selftest."""
@@ -264,6 +265,11 @@ class StoreTerminal:
                  self.store, "--device", self.device, "--broker", self.broker_url,
                  "--rules-key", str(ho.rules_pub), "--rules-bundle", str(ho.rules_bundle),
                  "--pos-listen", "127.0.0.1:0", *attach)  # fmt: skip
+        if self.store == "s1":  # one store shows its customer display (docs/customer-display.md)
+            port = free_port()
+            with self.config.open("a") as f:
+                f.write(f'\n[display]\nlisten = "127.0.0.1:{port}"\n')
+            self.display_url = f"http://127.0.0.1:{port}/"
         self.cli("enroll", "--config", str(self.config), "--token", token, "--timeout", "30")
         self.selftest = self.cli("selftest", "--config", str(self.config), "--wait", "0")
 

@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edge import display
 from edge.backoff import Backoff
 from edge.checkout import Checkout
 from edge.clock import Clock
@@ -83,6 +84,11 @@ class Agent:
         # from then on the ring in the kv table is the truth (_load_ring)
         self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
         self.ring = bundles.KeyRing.pinned(self.pinned)  # replaced by _load_ring
+        # the customer display (and kiosk), when configured: its state lives here; its
+        # server starts with the agent
+        self.display = display.Display() if cfg.display_listen is not None else None
+        self.display_server: Any = None
+        self.display_url = ""
         self._held_bundle: bytes | None = None  # signed by a key the ring may learn next
         self.clock = Clock(cfg.utc_offset_min)
         self.book = RuleBook()
@@ -203,9 +209,24 @@ class Agent:
             notify=self.notify,
             enroll_new_phones=self.cfg.enroll_new_phones,
             card_keys=self._card_keys,
+            on_change=self._show if self.display is not None else None,
         )
         self.refunds = Refunds(self.checkout)
         self.checkout.owner = threading.get_ident()  # built on, and owned by, this thread
+
+    def _show(self, s: Any) -> None:
+        """A checkout step, for the customer display (on the agent thread: a view kept)."""
+        assert self.display is not None
+        self.display.show(s.view(), s.basket, None)
+
+    def _tiers(self) -> list[Any]:
+        """The tiers of the rules in force (the display says what is left to the next)."""
+        rs = self.book.current
+        return list(rs.tiers) if rs is not None else []
+
+    def kiosk_card(self, phone: str) -> dict[str, Any]:
+        """A member's balance for the kiosk (on the agent thread)."""
+        return display.kiosk_card(self.checkout, phone)
 
     def _card_keys(self) -> list[Any]:
         """The rules keys in force: head office signs membership QR codes with them."""
@@ -452,6 +473,13 @@ class Agent:
         self.status()  # the counters a status shows while a payment holds the agent thread
         if self.uplink is not None:
             self.uplink.start()
+        if self.display is not None and self.cfg.display_listen is not None:
+            self.display_server, self.display_url = display.serve(
+                self.display, self, self.cfg.display_listen, self.cfg.display_kiosk,
+                self.cfg.display_idle_s, self._tiers,
+            )  # fmt: skip
+            log.info("customer display at %s%s", self.display_url,
+                     " (kiosk: ?mode=kiosk)" if self.cfg.display_kiosk else "")  # fmt: skip
         threading.Thread(target=self._retry_unknown, name="recovery", daemon=True).start()
 
     def _retry_unknown(self) -> None:
@@ -479,6 +507,8 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.display_server is not None:
+            self.display_server.shutdown()
         if self.uplink is not None and self.uplink.is_alive():
             self.uplink.stop()
         for t in self._reader_threads:

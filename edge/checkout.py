@@ -107,6 +107,7 @@ class Checkout:
         notify: Callable[[], None],
         enroll_new_phones: bool = True,
         card_keys: Callable[[], list[Ed25519PublicKey]] | None = None,
+        on_change: Callable[[Session], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.members = members
@@ -118,6 +119,7 @@ class Checkout:
         self.notify = notify
         self.enroll_new_phones = enroll_new_phones
         self.card_keys = card_keys  # the rules keys in force: they sign membership QR codes
+        self.on_change = on_change  # the customer display: told of each step, nothing more
         self.ident = outbox.identity
         self.sessions: dict[str, Session] = {}
         # the agent thread that owns the checkout (set by the agent); every call from
@@ -194,12 +196,18 @@ class Checkout:
         s = Session(uuid.uuid4().hex[:16], basket, time.monotonic())
         s.quote = self._quote(basket, {}, None)  # validates the basket
         self.sessions[s.id] = s
+        self._changed(s)
         return s
+
+    def _changed(self, s: Session) -> None:
+        if self.on_change is not None:
+            self.on_change(s)
 
     def cancel(self, sid: str) -> Session:
         s = self.session(sid)
         self._open_only(s)
         s.finish("cancelled")
+        self._changed(s)
         return s
 
     # -- identification -------------------------------------------------------------------
@@ -243,6 +251,7 @@ class Checkout:
         # the session changes only once the quote for this member stands
         s.quote = self._quote(s.basket, s.options, member)
         s.member, s.ident, s.enrolled = member, ident, enrolled
+        self._changed(s)
         return s
 
     def enroll(self, phone: str, referral: str | None = None) -> dict[str, Any]:
@@ -300,6 +309,7 @@ class Checkout:
         merged = {**s.options, **options}
         s.quote = self._quote(s.basket, merged, s.member)  # a refused option is not kept
         s.options = merged
+        self._changed(s)
         return s
 
     def _quote(
@@ -396,6 +406,7 @@ class Checkout:
         answer = self.settlement.finish(pid, res, pending)
         if answer is None:
             s.finish("declined")
+            self._changed(s)
             s.result = {
                 "status": "declined",
                 "en": res.en,
@@ -405,6 +416,7 @@ class Checkout:
             return s.result
         s.finish("paid")
         s.result = answer
+        self._changed(s)
         self.notify()
         return answer
 

@@ -48,6 +48,9 @@ class Config:
     devices: dict[str, DeviceConfig] = field(default_factory=dict)
     reserve_mb: int = 8  # disk preallocated for sales already charged
     min_free_mb: int = 16  # below this much free disk no new club sale starts
+    display_listen: str | None = None  # the customer display's HOST:PORT (off when None)
+    display_kiosk: bool = False  # the display page also serves a self-service kiosk
+    display_idle_s: int = 60  # a kiosk clears itself after this long without a touch
 
     @property
     def db_path(self) -> Path:
@@ -60,6 +63,7 @@ _SECTIONS = {
     "pos_api": {"listen", "token"},
     "outbox": {"max_mb", "alarm_pct", "reserve_mb", "min_free_mb"},
     "checkout": {"bank_timeout_s", "enroll_new_phones"},
+    "display": {"listen", "kiosk", "idle_s"},
     "devices": None,  # one table per device
 }
 _DEVICE_KEYS = {"kind", "driver", "port", "options"}
@@ -211,6 +215,15 @@ def load(path: str | Path) -> Config:
     bank_timeout = _get(co, "checkout", "bank_timeout_s", int, 120)
     if not 1 <= bank_timeout <= 600:
         raise ConfigError("checkout.bank_timeout_s", "must be 1..600 seconds")
+    disp = raw.get("display", {})
+    d_listen = _get(disp, "display", "listen", str, None)
+    if d_listen is not None:
+        d_port = d_listen.rpartition(":")[2]
+        if not (d_port.isdigit() and int(d_port) <= 65535):
+            raise ConfigError("display.listen", "use HOST:PORT (port 0..65535)")
+    idle = _get(disp, "display", "idle_s", int, 60)
+    if not 5 <= idle <= 3600:
+        raise ConfigError("display.idle_s", "must be 5..3600 seconds")
     return Config(
         path,
         tenant,
@@ -231,4 +244,7 @@ def load(path: str | Path) -> Config:
         _devices(raw.get("devices", {})),
         reserve_mb,
         min_free_mb,
+        d_listen,
+        _get(disp, "display", "kiosk", bool, False),
+        idle,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +80,30 @@ def _rss_kb(pid: int) -> int:
 
 
 @pytest.mark.timeout(1800)
-def test_agent_memory_after_10000_checkouts(benchmark: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("display", [False, True], ids=["display_off", "display_on"])
+def test_agent_memory_after_10000_checkouts(benchmark: Any, tmp_path: Path, display: bool) -> None:
     """Resident memory of the agent process after 10,000 checkouts through the POS API,
-    each identified by phone and paid through the simulated ZVT terminal."""
+    each identified by phone and paid through the simulated ZVT terminal; with the customer
+    display on, a screen follows every step by server-sent events the whole time."""
+    from cloud_broker.local_broker import free_port
     from hw_sim.zvt import ZVTSim
 
-    s = Store(tmp_path)
+    port = free_port()
+    s = Store(tmp_path, display={"listen": f"127.0.0.1:{port}"} if display else None)
     # a customer who pays instantly: no pauses between the terminal's messages
     s.add_sim("bank", "bank", "zvt", ZVTSim(step=0.0005, receipts=False))
     s.start()
     assert s.proc is not None
+    screens = [0]
+    if display:
+
+        def follow() -> None:  # the customer's screen: reads every update
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/events", timeout=600) as r:
+                for line in r:
+                    if line.startswith(b"data:"):
+                        screens[0] += 1
+
+        threading.Thread(target=follow, daemon=True).start()
     rss: dict[str, int] = {"start": _rss_kb(s.proc.pid)}
     n = 10_000
 
@@ -115,6 +131,8 @@ def test_agent_memory_after_10000_checkouts(benchmark: Any, tmp_path: Path) -> N
             "rss_after_1000_mb": round(rss["after_1000"] / 1024, 1),
             "rss_after_10000_mb": round(rss["after_10000"] / 1024, 1),
             "checkouts_per_s": round(n / benchmark.stats.stats.median, 1),
+            "display": display,
+            "screens_sent": screens[0],
             "goal": "RSS <= 40 MB",
         }
     )

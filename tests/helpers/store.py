@@ -44,6 +44,7 @@ class Store:
         bank_timeout: int = 10,
         data_dir: Path | None = None,
         outbox: dict[str, int] | None = None,
+        display: dict[str, Any] | None = None,
     ) -> None:
         self.dir = tmp / device
         self.dir.mkdir(parents=True)
@@ -61,6 +62,7 @@ class Store:
         self.bank_timeout = bank_timeout
         self.data_dir = data_dir or self.dir / "data"
         self.outbox = outbox or {}
+        self.display = display or {}  # the [display] section: listen, kiosk, idle_s
 
     @property
     def public_key(self) -> bytes:
@@ -103,6 +105,8 @@ class Store:
         ]
         if self.outbox:
             lines += ["", "[outbox]", *(f"{k} = {v}" for k, v in self.outbox.items())]
+        if self.display:
+            lines += ["", "[display]", *(f"{k} = {json.dumps(v)}" for k, v in self.display.items())]
         for name, (kind, driver, port, opts) in self.devices.items():
             lines += [
                 "",
