@@ -7,6 +7,7 @@ restart it (SIGKILL or SIGTERM) on the same port to stage outages.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -54,6 +55,9 @@ class LocalMosquitto:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
+            # run as root (a container, CI), mosquitto drops to user "mosquitto", who cannot
+            # write here: its log and its store (the sessions it keeps) would silently vanish
+            f"user {pwd.getpwuid(os.getuid()).pw_name}",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",

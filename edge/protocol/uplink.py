@@ -11,8 +11,14 @@ external-loop calls (``loop_read``/``loop_write``/``loop_misc``).  The loop:
 2. publish outbox rows in seq order with QoS 1, at most ``window`` awaiting PUBACK;
 3. on an ack, delete the rows it covers (:meth:`OutboxView.ack`);
 4. on a gap request, re-send the rows named;
-5. if published rows stay unacknowledged for ``resend_after`` seconds, or after any
-   reconnect, start again from ``applied_through + 1``.
+5. on a reconnect, ask whether the broker kept this client's session: if it did, what it
+   acknowledged is queued for head office, so only the records that were in flight (sent,
+   not yet PUBACKed) go again and the rest carries on where it was; if it did not (a
+   broker restarted without its store, or another broker), every unacknowledged record
+   goes again at once, from ``applied_through + 1``, without waiting for a timer;
+6. if published rows stay unacknowledged for about ``resend_after`` seconds (drawn afresh
+   each time within ±``resend_jitter`` of it, so that thousands of terminals that came back
+   together never resend in step), start again from ``applied_through + 1``.
 
 A broker PUBACK is not delivery (brokers drop queued messages and snapshot their
 persistence periodically), so nothing is deleted on PUBACK; duplicates are possible and
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import select
 import socket
 import threading
@@ -58,6 +65,7 @@ class UplinkConfig:
     broker: BrokerConfig
     window: int = 64
     resend_after: float = 20.0
+    resend_jitter: float = 0.25  # each wait is resend_after x (1 +- this), drawn afresh
     poll_interval: float = 0.5
     status_every: float = 60.0  # the retained status (depth, rules version) refreshed
     connect_timeout: float = 5.0
@@ -100,6 +108,8 @@ class Uplink(threading.Thread):
         self._resend: set[int] = set()
         self._applied = 0
         self._last_progress = time.monotonic()
+        self._rng = random.Random()  # noqa: S311 - spreads timers, nothing secret
+        self._wait_for_ack = self._draw_wait()
         self._last_poll = 0.0
         self._more = True
         self._pending_ack: tuple[int, bytes | None] | None = None
@@ -290,8 +300,12 @@ class Uplink(threading.Thread):
 
     # -- paho callbacks (run in this thread, inside loop()) --------------------------------
 
+    def _draw_wait(self) -> float:
+        j = self.cfg.resend_jitter
+        return float(self.cfg.resend_after * (1 + j * (2 * self._rng.random() - 1)))
+
     def _on_connect(
-        self, client: mqtt.Client, _u: Any, _flags: Any, reason: Any, _props: Any
+        self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
             self._set(last_error=f"refused: {reason}")
@@ -305,13 +319,21 @@ class Uplink(threading.Thread):
         assert self._view is not None
         last, self._applied = self._view.counters()
         self._publish_status(client)
+        unacked = sorted(set(self._inflight.values()))
         self._inflight.clear()
-        self._next = self._applied + 1
+        kept = bool(getattr(flags, "session_present", False))
+        if kept and self._next > self._applied + 1:
+            # the broker kept this client's session: what it PUBACKed waits for head office
+            self._resend.update(s for s in unacked if s > self._applied)
+            how = f"session kept: {len(unacked)} in flight sent again"
+        else:  # the broker lost it: every unacknowledged record again, now
+            self._next = self._applied + 1
+            how = "new session: unacknowledged records sent again now"
         self._last_progress = time.monotonic()
+        self._wait_for_ack = self._draw_wait()
         self._set(connected=True, last_error=None, applied_through=self._applied)
-        log.info(
-            "connected to %s; %d records to send", self.cfg.broker.url, max(0, last - self._applied)
-        )
+        log.info("connected to %s (%s); %d records to send", self.cfg.broker.url, how,
+                 max(0, last - self._applied))  # fmt: skip
 
     def _publish_status(self, client: mqtt.Client) -> None:
         """The retained status head office's console shows: online, the outbox depth,
@@ -387,6 +409,7 @@ class Uplink(threading.Thread):
         if applied > self._applied:
             self._applied = applied
             self._last_progress = time.monotonic()
+            self._wait_for_ack = self._draw_wait()
             self._next = max(self._next, applied + 1)
         self._set(applied_through=self._applied, last_ack_ms=int(time.time() * 1000))
         if deleted:
@@ -415,12 +438,14 @@ class Uplink(threading.Thread):
             batch = sorted(self._resend)[:room]
             self._resend.difference_update(batch)
             for seq, raw in view.get([s for s in batch if s > self._applied]):
-                self._publish(c, seq, raw)
+                if not self._publish(c, seq, raw):
+                    self._resend.add(seq)  # still to be sent again
+                    return
                 self._set(resent=self._status["resent"] + 1)
             return
         if (
             self._next > self._applied + 1
-            and now - self._last_progress > self.cfg.resend_after
+            and now - self._last_progress > self._wait_for_ack
             and not self._inflight
         ):
             log.info(
@@ -430,6 +455,7 @@ class Uplink(threading.Thread):
             )
             self._next = self._applied + 1
             self._last_progress = now
+            self._wait_for_ack = self._draw_wait()
         # read the outbox when told a record was committed, when the last read filled the
         # window (there may be more), or every poll_interval in case a notify was missed
         if not (self._woken or self._more or now - self._last_poll >= self.cfg.poll_interval):
@@ -439,16 +465,19 @@ class Uplink(threading.Thread):
         rows = view.pending(self._next - 1, room)
         self._more = len(rows) == room
         for seq, raw in rows:
-            self._publish(c, seq, raw)
+            if not self._publish(c, seq, raw):
+                return  # not sent: the next connection starts from it
             self._next = seq + 1
 
-    def _publish(self, c: mqtt.Client, seq: int, raw: bytes) -> None:
+    def _publish(self, c: mqtt.Client, seq: int, raw: bytes) -> bool:
+        """Publish one record; False (and the connection dropped) if it could not be."""
         info = c.publish(self._records_topic, raw, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             self._lost(f"publish failed: {mqtt.error_string(info.rc)}")
-            return
+            return False
         self._inflight[info.mid] = seq
         self._set(published=self._status["published"] + 1)
+        return True
 
     def _shutdown(self) -> None:
         c = self._client

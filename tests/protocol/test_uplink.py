@@ -17,6 +17,7 @@ import pytest
 from cloud_broker.local_broker import LocalMosquitto
 from edge.ledger_cache.outbox import OutboxView
 from edge.protocol import messages, topics
+from edge.protocol.identity import Identity
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from edge.protocol.uplink import Uplink, UplinkConfig
 from tests.conftest import ROOT
@@ -306,3 +307,66 @@ def test_retained_status_and_last_will(tmp_path: Path, broker: LocalMosquitto) -
         ), got
     finally:
         sub.loop_stop()
+
+
+def test_a_broker_restart_that_kept_the_sessions_resends_only_what_was_in_flight(
+    tmp_path: Path, broker: LocalMosquitto
+) -> None:
+    """The broker stops cleanly (its store saved) three times while the till writes: what it
+    acknowledged waits in head office's session, so the terminal sends again only what was
+    in flight, not every record head office has not acknowledged yet."""
+    dev = make_device(tmp_path)
+    acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+    up = _uplink(dev, broker, resend_after=60.0, window=16)
+    written = 0
+    try:
+        for _ in range(3):
+            for _ in range(150):
+                commit_sale(dev, written)
+                up.notify()
+                written += 1
+                time.sleep(0.002)
+            broker.restart(signal.SIGTERM, down_for=0.3)
+        _assert_all_arrived(acker, dev, written)
+        extra = up.status()["published"] - written  # what the terminal sent twice
+        assert extra <= 3 * 16 + written * 0.05, (extra, written, up.status())  # the window
+    finally:
+        up.stop()
+        acker.stop()
+
+
+def test_a_broker_that_lost_the_session_gets_everything_at_once(
+    tmp_path: Path, broker: LocalMosquitto
+) -> None:
+    """A broker restarted without its store: the terminal learns its session is gone and
+    sends every unacknowledged record at once (the resend timer is a minute here)."""
+    dev = make_device(tmp_path)
+    for i in range(100):
+        commit_sale(dev, i)
+    up = _uplink(dev, broker, resend_after=60.0)
+    try:
+        assert _wait(lambda: up.status()["published"] >= 100, 10)  # sent, nobody acked
+        broker.stop()
+        for f in broker.workdir.glob("*.db"):
+            f.unlink()  # the broker's store is lost with it
+        broker.start()
+        acker = Acker(broker.url, {dev.id: dev.key.public_key()}).start()
+        t0 = time.monotonic()
+        try:
+            _assert_all_arrived(acker, dev, 100)
+        finally:
+            acker.stop()
+        assert time.monotonic() - t0 < 30  # well before the one-minute timer
+        assert up.status()["published"] >= 200
+    finally:
+        up.stop()
+
+
+def test_resend_timers_are_spread() -> None:
+    cfg = UplinkConfig(BrokerConfig.from_url("mqtt://127.0.0.1:1"), resend_after=20.0)
+    waits = []
+    for _ in range(50):
+        up = Uplink(cfg, lambda: None, Identity("acme", "s1", "pos-1"))  # type: ignore[arg-type,return-value]
+        waits.append(up._draw_wait())
+    assert all(15.0 <= w <= 25.0 for w in waits)
+    assert len({round(w, 3) for w in waits}) > 40  # not in step
