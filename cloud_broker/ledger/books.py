@@ -569,6 +569,7 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
         (today,),
     )
     out: dict[str, int] = {}
+    expired: dict[str, int] = {}  # per tenant, for the key figures (points_expired_daily)
     books = Books(tx, rs, now_ms)
     by_tenant: dict[str, list[str]] = {}
     for member, tenant in rows:
@@ -595,7 +596,13 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
             ms.points -= total
             ms.dirty = True
             out[m] = total
+            expired[tenant] = expired.get(tenant, 0) + total
     books.flush(today)
+    tx.executemany(
+        "INSERT INTO points_expired_daily (tenant, day, points) VALUES (?, ?, ?) ON CONFLICT "
+        "(tenant, day) DO UPDATE SET points = points_expired_daily.points + excluded.points",
+        [(t, today, n) for t, n in sorted(expired.items())],
+    )
     return out
 
 

@@ -245,6 +245,17 @@ def _daily(tx: Tx, limit: int) -> list[Failure]:
         }
         name = "daily" if table.endswith("daily") else "monthly"
         out += _compare(f"{name} SKUs = records", want_skus, have_sku, len(SKU_COLUMNS), limit)
+    want_exp = {
+        (str(r[0]), int(r[1])): [int(r[2])]
+        for r in tx.all(
+            "SELECT j.tenant, j.day, SUM(e.amount) FROM journals j JOIN entries e ON "
+            "e.journal_id = j.id WHERE j.kind = 'expiry' AND e.account LIKE "
+            "'S:%:points_expired' GROUP BY j.tenant, j.day"
+        )
+    }
+    rows = tx.all("SELECT tenant, day, points FROM points_expired_daily")
+    have_exp = {(str(r[0]), int(r[1])): [int(r[2])] for r in rows}
+    out += _compare("points expired per day = expiry journals", want_exp, have_exp, 1, limit)
     return out
 
 

@@ -7,8 +7,8 @@ an aggregate or an index, never a scan of the sales:
 * from the members' indexed columns: active members (a sale in the last 30, 90 and 365
   days, as of the period's last day's data, i.e. today), new members, the repeat purchase
   rate, purchase frequency, the tier distribution, the liability;
-* from ``tier_changes``: upgrades and downgrades; from the expiry journals: points expired
-  and breakage;
+* from ``tier_changes``: upgrades and downgrades; from ``points_expired_daily`` (kept by
+  the expiry job): points expired and breakage;
 * campaign results: recipients against the control group held out when the campaign was
   planned (cloud_broker.messaging.campaigns)."""
 
@@ -140,10 +140,9 @@ def figures(db: Database, rs: RuleSet, period: Period, today: int, store: str | 
         out["upgrades"], out["downgrades"] = int(ups), int(downs)
         out["upgrade_rate_bp"] = _bp(int(up_members), members)  # members who moved up
         out["downgrade_rate_bp"] = _bp(int(down_members), members)
-        out["points_expired"] = int(tx.one(  # the expiry journals first, by their index
-            "SELECT COALESCE(SUM(amount), 0) FROM entries WHERE journal_id IN (SELECT id FROM "
-            "journals WHERE kind = 'expiry' AND day >= ? AND day <= ?) AND account LIKE "
-            "'S:%:points_expired'", (period.first, period.last))[0])  # fmt: skip
+        out["points_expired"] = int(tx.one(  # kept by the expiry job: a row a day
+            "SELECT COALESCE(SUM(points), 0) FROM points_expired_daily WHERE day >= ? AND "
+            "day <= ?", (period.first, period.last))[0])  # fmt: skip
         out["breakage_bp"] = _bp(out["points_expired"], out["points_issued"])
         return out
 

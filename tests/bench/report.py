@@ -168,18 +168,45 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _kept_sections(dst: Path, run: set[str]) -> list[tuple[str, list[str]]]:
+    """The sections of the previous file whose benchmarks were not run this time (a run
+    with ``-k`` must not erase what it did not measure), each marked with its run date."""
+    if not dst.exists():
+        return []
+    text = dst.read_text().split("\n")
+    when = next((ln.removeprefix("Run: ") for ln in text if ln.startswith("Run: ")), "?")
+    by_title = {title: module for module, (title, _) in SECTIONS.items()}
+    out: list[tuple[str, list[str]]] = []
+    current: tuple[str, list[str]] | None = None
+    for ln in text:
+        if ln.startswith("## "):
+            title = ln[3:].strip()
+            module = by_title.get(title, title)
+            current = None if module in run else (module, [ln])
+            if current is not None:
+                out.append(current)
+        elif current is not None:
+            current[1].append(ln)
+    for _module, lines in out:
+        if not any(x.startswith("_Measured in an earlier run") for x in lines):
+            lines.insert(1, f"\n_Measured in an earlier run ({when}); not re-run this time._")
+    return out
+
+
 def main(src: str, dst: str) -> None:
     data = json.loads(Path(src).read_text())
     groups: dict[str, list[dict[str, Any]]] = {}
     for b in data["benchmarks"]:
         module = b["fullname"].split("::")[0].rsplit("/", 1)[-1].removesuffix(".py")
         groups.setdefault(module, []).append(b)
+    kept = _kept_sections(Path(dst), set(groups))
     out = [
         "# Benchmarks",
         "",
         "Written by `./dev bench` (pytest-benchmark); do not edit by hand.  Figures are from",
         "one run on the machine below; shared machines are noisy, so read p99 as an order of",
-        "magnitude and compare figures measured in the same run.",
+        "magnitude and compare figures measured in the same run.  A run of some benchmarks",
+        "only (`./dev bench -k ...`) keeps the other sections, marked with their run's date.",
         "",
         f"Run: {data.get('datetime', '?')}",
         "",
@@ -199,6 +226,10 @@ def main(src: str, dst: str) -> None:
                 f"| {st['rounds']:,} | {extra} |"
             )
         out.append("")
+    for _, lines in kept:
+        out += [*lines]
+        if out[-1] != "":
+            out.append("")
     Path(dst).write_text("\n".join(out))
 
 
