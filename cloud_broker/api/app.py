@@ -31,8 +31,8 @@ from cloud_broker.api.openapi import document
 from cloud_broker.club import lookup, members
 from cloud_broker.club.errors import ClubError
 from cloud_broker.club.operators import Operator
-from cloud_broker.ledger.db import Database
-from cloud_broker.ledger.rulebooks import RuleBooks
+from cloud_broker.ledger.db import Database, PerThread
+from cloud_broker.ledger.rulebooks import Newest, RuleBooks
 from cloud_broker.programme import coupons
 from edge.core.ruleset import RuleSet
 from edge.errors import LoyaltyError
@@ -77,28 +77,14 @@ class Bucket:
 class Api:
     def __init__(self, cfg: ApiConfig) -> None:
         self.cfg = cfg
-        self._local = threading.local()
-        db = self.db()
-        self.rules = RuleBooks(db, seed=cfg.seed_rules)
+        self.db = PerThread(cfg.ledger_url)
+        self.rules = RuleBooks(self.db(), seed=cfg.seed_rules)
+        self.rs = Newest(self.rules)
         self.bucket = Bucket()
         self.online: OnlineStore | None = None
         if cfg.online_dir and cfg.online_device:
             self.online = OnlineStore(Database(cfg.ledger_url), self.rules, cfg.online_dir,
                                       cfg.online_device)  # fmt: skip
-        self._rules_at = 0.0
-
-    def db(self) -> Database:
-        db: Database | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = Database(self.cfg.ledger_url)
-        return db
-
-    def rs(self) -> RuleSet:
-        if time.monotonic() - self._rules_at > 10:
-            self._rules_at = time.monotonic()
-            self.rules.reload()
-        latest: RuleSet = self.rules.latest
-        return latest
 
     def store(self) -> OnlineStore:
         if self.online is None:

@@ -35,8 +35,8 @@ from cloud_broker.club import operators, today
 from cloud_broker.club.errors import ClubError, NotAllowedError
 from cloud_broker.club.operators import Operator
 from cloud_broker.console import i18n
-from cloud_broker.ledger.db import Database
-from cloud_broker.ledger.rulebooks import RuleBooks
+from cloud_broker.ledger.db import PerThread
+from cloud_broker.ledger.rulebooks import Newest, RuleBooks
 from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.programme.keys import KeyDir
 from cloud_broker.reports import kpis
@@ -83,11 +83,11 @@ class Ctx:
 
     def __init__(self, cfg: ConsoleConfig) -> None:
         self.cfg = cfg
-        self._local = threading.local()
+        self.db = PerThread(cfg.ledger_url)
         db = self.db()
         db.migrate(MIGRATIONS)
         self.rules = RuleBooks(db, seed=cfg.seed_rules)
-        self._rules_at = time.monotonic()
+        self.rs = Newest(self.rules)  # the newest programme; rs(fresh=True) after publishing
         self.signer = URLSafeTimedSerializer(cfg.secret, salt="club-console")
         self.keydir = KeyDir(cfg.rules_key_dir) if cfg.rules_key_dir is not None else None
         # the members' totals for Today, counted in the background so no page waits for
@@ -111,19 +111,6 @@ class Ctx:
             except Exception as e:  # noqa: BLE001 - a lost connection must not end the loop
                 log.warning("counting members failed (tried again in a minute): %s", e)
             time.sleep(60)
-
-    def db(self) -> Database:
-        db: Database | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = Database(self.cfg.ledger_url)
-        return db
-
-    def rs(self, fresh: bool = False) -> RuleSet:
-        """The newest programme (``fresh``: read the ledger now, after a publication)."""
-        if fresh or time.monotonic() - self._rules_at > 10:  # published by another process
-            self._rules_at = time.monotonic()
-            self.rules.reload()
-        return self.rules.latest
 
     def tier_name(self, tier: str) -> str:
         """A tier id as people read it, in the page's language."""

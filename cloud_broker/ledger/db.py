@@ -271,3 +271,18 @@ def redact(url: str) -> str:
         user = cred.split(":", 1)[0]
         return f"{scheme}://{user}@{host}"
     return url
+
+
+class PerThread:
+    """A :class:`Database` for each thread of a web process (the console, the API, the
+    member panel): a connection is never shared between threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+
+    def __call__(self) -> Database:
+        db: Database | None = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = Database(self.url)
+        return db

@@ -146,3 +146,20 @@ def from_message(db: Database, raw: bytes, pinned: Ed25519PublicKey | None) -> R
         return None
     log.info("rules bundle v%d kept (%d rules)", rs.version, len(rs.rules))
     return rs
+
+
+class Newest:
+    """The newest programme for a web process: read again from the ledger at most every
+    ``max_age_s`` (another process publishes), or at once when asked ``fresh``."""
+
+    def __init__(self, books: RuleBooks, max_age_s: float = 10.0) -> None:
+        self.books = books
+        self.max_age_s = max_age_s
+        self._at = time.monotonic()
+
+    def __call__(self, fresh: bool = False) -> RuleSet:
+        if fresh or time.monotonic() - self._at > self.max_age_s:
+            self._at = time.monotonic()
+            self.books.reload()
+        latest: RuleSet = self.books.latest
+        return latest

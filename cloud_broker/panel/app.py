@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,8 +32,8 @@ from cloud_broker.club.errors import ClubError
 from cloud_broker.club.operators import Operator
 from cloud_broker.console import i18n
 from cloud_broker.console.app import vendor_mounts
-from cloud_broker.ledger.db import Database
-from cloud_broker.ledger.rulebooks import RuleBooks
+from cloud_broker.ledger.db import PerThread
+from cloud_broker.ledger.rulebooks import Newest, RuleBooks
 from cloud_broker.messages.gateway import Gateway
 from cloud_broker.messaging import outbox
 from cloud_broker.panel import access, surveys
@@ -65,27 +64,14 @@ class PanelConfig:
 class Panel:
     def __init__(self, cfg: PanelConfig) -> None:
         self.cfg = cfg
-        self._local = threading.local()
+        self.db = PerThread(cfg.ledger_url)
         self.rules = RuleBooks(self.db(), seed=cfg.seed_rules)
+        self.rs = Newest(self.rules)
         self.keydir = rules_keys.KeyDir(cfg.rules_key_dir) if cfg.rules_key_dir else None
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                       autoescape=True, extensions=["jinja2.ext.i18n"])  # fmt: skip
         self.env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
         self.env.filters.update(i18n.filters())
-        self._rules_at = 0.0
-
-    def db(self) -> Database:
-        db: Database | None = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = Database(self.cfg.ledger_url)
-        return db
-
-    def rs(self) -> RuleSet:
-        if time.monotonic() - self._rules_at > 10:
-            self._rules_at = time.monotonic()
-            self.rules.reload()
-        latest: RuleSet = self.rules.latest
-        return latest
 
     def render(self, request: Request, name: str, status: int = 200, **data: Any) -> HTMLResponse:
         ctx = {"lang": i18n.lang(), "dir": i18n.direction(), "path": request.url.path, **data}
