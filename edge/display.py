@@ -225,7 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             size = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(min(size, MAX_BODY)) or b"{}")
+            if not 0 <= size <= MAX_BODY:  # a negative length would read until the peer closes
+                raise CheckoutError("bad_request", "the body is too large",
+                                    "درخواست نامعتبر است.")  # fmt: skip
+            body = json.loads(self.rfile.read(size) or b"{}")
             phone = body.get("phone") if isinstance(body, dict) else None
             if not isinstance(phone, str):
                 raise CheckoutError(

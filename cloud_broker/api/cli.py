@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cloud_broker import keyfile
+from cloud_broker import keyfile, webserve
 from cloud_broker.api import keys, online, webhooks
 from cloud_broker.club import operators
 from cloud_broker.ledger.db import Database
@@ -67,18 +67,12 @@ def cmd_api(args: argparse.Namespace, open_db: OpenDb, ledger_url: LedgerUrl,
 
 
 def _serve(args: argparse.Namespace, url: str, seed: RuleSet) -> int:
-    import uvicorn  # noqa: PLC0415 - only this command serves HTTP
-
     from cloud_broker.api.app import ApiConfig, create_app  # noqa: PLC0415
 
-    host, _, port = args.listen.rpartition(":")
+    webserve.listen(args.listen)  # a wrong address is refused before anything opens
     cfg = ApiConfig(url, seed, Path(args.online_dir) if args.online_dir else None,
                     args.online_device)  # fmt: skip
-    app = create_app(cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host=host or "127.0.0.1", port=int(port),
-                                           log_level="warning", access_log=False))  # fmt: skip
-    print(f"api at http://{host}:{port}/v1/", flush=True)
-    server.run()
+    webserve.serve(create_app(cfg), args.listen, "api", "/v1/")
     return 0
 
 

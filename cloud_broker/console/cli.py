@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cloud_broker import webserve
 from cloud_broker.club import operators
 from cloud_broker.ledger.db import Database, redact
 from edge.core.ruleset import RuleSet
@@ -73,22 +74,13 @@ def cmd_operators(args: argparse.Namespace, open_db: OpenDb) -> int:
     return 0
 
 
-def _listen(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError("listen", f"{clean(text, 60)}: expected HOST:PORT, e.g. 127.0.0.1:8400")
-    return host.strip("[]"), int(port)
-
-
 def cmd_console(
     args: argparse.Namespace, open_db: OpenDb, ledger_url: LedgerUrl, load_rules: LoadRules
 ) -> int:
-    import uvicorn  # noqa: PLC0415 - only this command serves HTTP
-
     from cloud_broker.console.app import create_app, load_secret  # noqa: PLC0415
     from cloud_broker.console.web import ConsoleConfig  # noqa: PLC0415
 
-    host, port = _listen(args.listen)
+    webserve.listen(args.listen)  # a wrong address is refused before anything opens
     open_db(args).close()  # the ledger must exist (serve creates it) and be migrated
     url = ledger_url(args)
     cfg = ConsoleConfig(
@@ -102,19 +94,8 @@ def cmd_console(
     if not operators.list_all(app.state.ctx.db()):
         log.warning("no operator can log in yet: python -m cloud_broker operators add NAME "
                     "--role admin")  # fmt: skip
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,  # addresses carry searched phone numbers: not in the logs
-            proxy_headers=False,
-        )
-    )
     log.info("console: ledger %s", redact(url))
-    print(f"console at http://{host}:{port}/", flush=True)
-    server.run()
+    webserve.serve(app, args.listen, "console")
     return 0
 
 

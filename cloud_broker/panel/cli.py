@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cloud_broker import keyfile
+from cloud_broker import keyfile, webserve
 from cloud_broker.club import operators
 from cloud_broker.ledger.db import Database
 from cloud_broker.messages.gateway import from_config
@@ -28,10 +28,9 @@ LoadRules = Callable[[str | None], RuleSet]
 
 def cmd_panel(args: argparse.Namespace, open_db: OpenDb, ledger_url: LedgerUrl,
               load_rules: LoadRules) -> int:  # fmt: skip
-    import uvicorn  # noqa: PLC0415 - only this command serves HTTP
-
     from cloud_broker.panel.app import PanelConfig, create_app  # noqa: PLC0415
 
+    webserve.listen(args.listen)  # a wrong address is refused before anything opens
     open_db(args).close()
     secret = keyfile.load(Path(args.secret_file) if args.secret_file else None,
                           "LOYALTY_PANEL_SECRET", "panel secret", "it keys the codes")  # fmt: skip
@@ -41,12 +40,7 @@ def cmd_panel(args: argparse.Namespace, open_db: OpenDb, ledger_url: LedgerUrl,
     cfg = PanelConfig(ledger_url(args), secret, gw, load_rules(args.rules),
                       Path(args.rules_key_dir) if args.rules_key_dir else None,
                       args.public_url or "", not args.insecure_cookies)  # fmt: skip
-    host, _, port = args.listen.rpartition(":")
-    app = create_app(cfg)
-    server = uvicorn.Server(uvicorn.Config(app, host=host or "127.0.0.1", port=int(port),
-                                           log_level="warning", access_log=False))  # fmt: skip
-    print(f"panel at http://{host}:{port}/", flush=True)
-    server.run()
+    webserve.serve(create_app(cfg), args.listen, "panel")
     return 0
 
 

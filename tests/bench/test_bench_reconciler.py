@@ -167,9 +167,11 @@ def reconcile(
     watcher = new_client(cfg, "ack-watcher")
     watcher.on_message = on_ack
     connect(watcher, cfg)
+    subscribed = threading.Event()
+    watcher.on_subscribe = lambda *_a: subscribed.set()
     watcher.subscribe(topics.ack("+", "+"), qos=1)
     watcher.loop_start()
-    time.sleep(0.5)
+    assert subscribed.wait(10), "the ack watcher's subscription was not confirmed"
     if mode == "backlog":  # head office is down while the stores send everything
         proc.terminate()
         proc.wait(30)

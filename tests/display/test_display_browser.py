@@ -113,3 +113,24 @@ def test_the_kiosk(tmp_path: Path, page: Any) -> None:
         assert not page.is_checked("#consent")
     finally:
         store.stop()
+
+
+def test_a_hostile_kiosk_request_gets_a_clear_answer_at_once(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    store, url = _store(tmp_path, kiosk=True)
+    host, port = url.removeprefix("http://").rstrip("/").split(":")
+    try:
+        for length in ("-5", "999999"):
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                s.sendall(f"POST /kiosk/balance HTTP/1.1\r\nHost: x\r\nContent-Length: {length}"
+                          "\r\nConnection: close\r\n\r\n".encode())  # fmt: skip
+                answer = b""
+                while chunk := s.recv(4096):  # the server answers and closes, never waits
+                    answer += chunk
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith((b"HTTP/1.0 400", b"HTTP/1.1 400")), head
+            assert json.loads(body)["fa"]
+    finally:
+        store.stop()
