@@ -75,6 +75,7 @@ class ServiceConfig:
     snapshot_interval: float = 1.0  # members changed meanwhile go out together
     utc_offset_min: int = 210
     screen_workers: int = 1  # processes that decode and verify; 0: in this process
+    progress_interval: float = 2.0  # heartbeat to terminals while records are being drained
     # head office's rules key: signed bundles seen on the rules topics are kept (rulebooks)
     rules_pub: Ed25519PublicKey | None = None
 
@@ -109,6 +110,8 @@ class Service:
         self._last_gap: dict[str, tuple[int, float]] = {}
         self._last_gap_scan = 0.0
         self._last_expiry = 0.0
+        self._handled: dict[str, int] = {}  # tenant -> messages handled since the heartbeat
+        self._last_progress = 0.0
         self.stats = {
             "applied": 0,
             "duplicates": 0,
@@ -418,6 +421,8 @@ class Service:
             self._publish_stream()
         if out.members and self.cfg.snapshots:
             self._snap_pending.update(out.members)
+        for tenant in set(out.tenants.values()):
+            self._handled[tenant] = self._handled.get(tenant, 0) + len(batch)
         for k in ("applied", "duplicates", "held", "quarantined"):
             self.stats[k] += getattr(out, k)
         self.stats["batches"] += 1
@@ -474,8 +479,29 @@ class Service:
                     topics.snapshot(tenant), snapshots.encode(items[i : i + 500], now), qos=1
                 )
 
+    def _heartbeat(self, now: float) -> None:
+        """Tell each tenant's terminals that head office is working through records, so
+        that a terminal whose records wait in the queue behind other stores' does not send
+        them again when its resend timer runs out (edge.protocol.uplink).  Sent while this
+        process handled that tenant's records since the last heartbeat; a tenant stays
+        listed while records are still queued here."""
+        if now - self._last_progress < self.cfg.progress_interval:
+            return
+        self._last_progress = now
+        queued = self._q.qsize()
+        wall = int(time.time() * 1000)
+        for tenant, handled in list(self._handled.items()):
+            if handled == 0 and queued == 0:
+                del self._handled[tenant]  # quiet: terminals' own timers take over
+                continue
+            self._client.publish(
+                topics.progress(tenant), messages.encode_progress(wall, handled, queued), qos=0
+            )
+            self._handled[tenant] = 0
+
     def _housekeeping(self) -> None:
         now = time.monotonic()
+        self._heartbeat(now)
         if now - self._last_outbox_scan >= self.cfg.snapshot_interval:
             self._last_outbox_scan = now
             self._rules_outbox()

@@ -64,6 +64,23 @@ def decode_gap(data: bytes) -> list[tuple[int, int]]:
     return out
 
 
+def encode_progress(wall_ms: int, applied: int, queued: int) -> bytes:
+    """Head office's heartbeat while it works through records (topics.progress): records
+    applied since the last one and records received but not yet applied."""
+    return cbor.encode({0: wall_ms, 1: applied, 2: queued})
+
+
+def decode_progress(data: bytes) -> tuple[int, int, int]:
+    m = cbor.decode(data, max_size=64)
+    if (
+        type(m) is not dict
+        or set(m) != {0, 1, 2}
+        or any(type(m[k]) is not int or m[k] < 0 for k in (0, 1, 2))
+    ):
+        raise _bad("a progress message is {0: wall_ms, 1: applied, 2: queued}")
+    return m[0], m[1], m[2]
+
+
 def encode_status(state: str, reason: str = "", **info: int | None) -> bytes:
     keys = {"depth": 2, "applied_through": 3, "rules_version": 4, "wall_ms": 5, "rules_key": 6}
     m: dict[int, Any] = {0: state}

@@ -5,6 +5,7 @@
 | records/{store}/{device} | device -> HO | 1 | no | a record (COSE_Sign1) |
 | ack/{device} | HO -> device | 1 | yes | CBOR {0: applied_through, 1: hash} |
 | gap/{device} | HO -> device | 1 | no | CBOR {0: [[first, last], ...]} |
+| progress | HO -> devices | 0 | no | CBOR {0: wall_ms, 1: applied, 2: queued} while busy |
 | rules | HO -> devices | 1 | yes | signed rules bundle |
 | rules_keys | HO -> devices | 1 | yes | CBOR array of rules key endorsements (bundles.py) |
 | snapshot | HO -> devices | 1 | no | member balance snapshots (edge.protocol.snapshots) |
@@ -45,6 +46,11 @@ def ack(tenant: str, device: str) -> str:
 
 def gap(tenant: str, device: str) -> str:
     return f"{ROOT}/{tenant}/gap/{device}"
+
+
+def progress(tenant: str) -> str:
+    """Head office's heartbeat while it drains records (messages.encode_progress)."""
+    return f"{ROOT}/{tenant}/progress"
 
 
 def rules(tenant: str) -> str:

@@ -18,7 +18,13 @@ external-loop calls (``loop_read``/``loop_write``/``loop_misc``).  The loop:
    goes again at once, from ``applied_through + 1``, without waiting for a timer;
 6. if published rows stay unacknowledged for about ``resend_after`` seconds (drawn afresh
    each time within ±``resend_jitter`` of it, so that thousands of terminals that came back
-   together never resend in step), start again from ``applied_through + 1``.
+   together never resend in step), start again from ``applied_through + 1``;
+7. while head office says it is working through records (``progress``, a heartbeat every
+   couple of seconds while it drains a backlog), that timer waits: this terminal's records
+   are most likely queued behind other stores', and sending them again would only lengthen
+   the queue.  The wait is capped at ``follow_max`` seconds without an ack of our own, so a
+   record the broker dropped is not held back for ever by a busy head office (head office
+   also asks for missing records itself, on ``gap/{device}``, when later ones arrive).
 
 A broker PUBACK is not delivery (brokers drop queued messages and snapshot their
 persistence periodically), so nothing is deleted on PUBACK; duplicates are possible and
@@ -67,6 +73,7 @@ class UplinkConfig:
     resend_after: float = 20.0
     resend_jitter: float = 0.25  # each wait is resend_after x (1 +- this), drawn afresh
     poll_interval: float = 0.5
+    follow_max: float = 900.0  # longest wait on head office's progress without our own ack
     status_every: float = 60.0  # the retained status (depth, rules version) refreshed
     connect_timeout: float = 5.0
 
@@ -98,6 +105,7 @@ class Uplink(threading.Thread):
             "last_error": None,
             "published": 0,
             "resent": 0,
+            "ho_progress_ms": None,
         }
         # state below is owned by the uplink thread
         self._client: mqtt.Client | None = None
@@ -108,6 +116,7 @@ class Uplink(threading.Thread):
         self._resend: set[int] = set()
         self._applied = 0
         self._last_progress = time.monotonic()
+        self._last_own_ack = self._last_progress
         self._rng = random.Random()  # noqa: S311 - spreads timers, nothing secret
         self._wait_for_ack = self._draw_wait()
         self._last_poll = 0.0
@@ -118,6 +127,7 @@ class Uplink(threading.Thread):
         self._records_topic = topics.records(t, identity.store, identity.device)
         self._ack_topic = topics.ack(t, identity.device)
         self._gap_topic = topics.gap(t, identity.device)
+        self._progress_topic = topics.progress(t)
         self._status_topic = topics.status(t, identity.device)
         # other topics this device reads (rules, snapshots): handlers run in this thread
         # and must hand the work on quickly
@@ -314,7 +324,12 @@ class Uplink(threading.Thread):
         self._connected = True
         self._backoff.succeeded()
         client.subscribe(
-            [(self._ack_topic, 1), (self._gap_topic, 1), *((t, 1) for t in self._downlink)]
+            [
+                (self._ack_topic, 1),
+                (self._gap_topic, 1),
+                (self._progress_topic, 0),
+                *((t, 1) for t in self._downlink),
+            ]
         )
         assert self._view is not None
         last, self._applied = self._view.counters()
@@ -329,7 +344,7 @@ class Uplink(threading.Thread):
         else:  # the broker lost it: every unacknowledged record again, now
             self._next = self._applied + 1
             how = "new session: unacknowledged records sent again now"
-        self._last_progress = time.monotonic()
+        self._last_progress = self._last_own_ack = time.monotonic()
         self._wait_for_ack = self._draw_wait()
         self._set(connected=True, last_error=None, applied_through=self._applied)
         log.info("connected to %s (%s); %d records to send", self.cfg.broker.url, how,
@@ -377,6 +392,8 @@ class Uplink(threading.Thread):
                 self._handle_ack(bytes(msg.payload))
             elif msg.topic == self._gap_topic:
                 self._handle_gap(bytes(msg.payload))
+            elif msg.topic == self._progress_topic:
+                self._handle_progress(bytes(msg.payload))
             elif msg.topic in self._downlink:
                 self._downlink[msg.topic](bytes(msg.payload))
         except DecodeError as e:
@@ -408,12 +425,20 @@ class Uplink(threading.Thread):
             return
         if applied > self._applied:
             self._applied = applied
-            self._last_progress = time.monotonic()
+            self._last_progress = self._last_own_ack = time.monotonic()
             self._wait_for_ack = self._draw_wait()
             self._next = max(self._next, applied + 1)
         self._set(applied_through=self._applied, last_ack_ms=int(time.time() * 1000))
         if deleted:
             log.debug("head office applied through %d; %d records deleted", applied, deleted)
+
+    def _handle_progress(self, payload: bytes) -> None:
+        """Head office is draining records: what we sent is probably queued behind them."""
+        wall_ms, handled, queued = messages.decode_progress(payload)
+        self._set(ho_progress_ms=wall_ms)
+        now = time.monotonic()
+        if (handled or queued) and now - self._last_own_ack < self.cfg.follow_max:
+            self._last_progress = now
 
     def _handle_gap(self, payload: bytes) -> None:
         ranges = messages.decode_gap(payload)

@@ -18,7 +18,7 @@ import pytest
 
 from cloud_broker.local_broker import LocalMosquitto
 from edge.ledger_cache.outbox import OutboxView
-from edge.protocol import snapshots, topics
+from edge.protocol import messages, snapshots, topics
 from edge.protocol.mqtt import BrokerConfig, connect, new_client
 from edge.protocol.uplink import Uplink, UplinkConfig
 from tests.conftest import ROOT
@@ -92,6 +92,7 @@ def test_end_to_end_with_stream_and_snapshots(
     ho.register(*terms)
     stream = Listener(broker, "loyalty/v1/hypershahr/reconciled/+")
     snaps = Listener(broker, topics.snapshot("hypershahr"))
+    progress = Listener(broker, topics.progress("hypershahr"))
     proc = serve(broker, ledger_url, tmp_path / "serve.log")
     ups = [uplink(t, broker) for t in terms]
     try:
@@ -115,6 +116,8 @@ def test_end_to_end_with_stream_and_snapshots(
         }
         assert bodies[-1]["balances"]["points"] > 0 and bodies[-1]["member"] == ALI
         assert wait(lambda: any(s.points == 900 for m in snaps.got for s in snapshots.decode(m)[0]))
+        # head office's heartbeat while it worked through the terminals' records
+        assert wait(lambda: any(messages.decode_progress(m)[1] > 0 for m in progress.got))
     finally:
         for u in ups:
             u.stop()
@@ -122,6 +125,7 @@ def test_end_to_end_with_stream_and_snapshots(
         assert proc.wait(15) == 0
         stream.stop()
         snaps.stop()
+        progress.stop()
         ho.close()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from cloud_broker.local_broker import LocalMosquitto
+from edge.errors import DecodeError
 from edge.ledger_cache.outbox import OutboxView
 from edge.protocol import messages, topics
 from edge.protocol.identity import Identity
@@ -370,3 +371,94 @@ def test_resend_timers_are_spread() -> None:
         waits.append(up._draw_wait())
     assert all(15.0 <= w <= 25.0 for w in waits)
     assert len({round(w, 3) for w in waits}) > 40  # not in step
+
+
+class _BusyHeadOffice:
+    """Head office draining other stores' records: it publishes its progress heartbeat
+    (numbered, so the test can wait for the terminal to have seen enough of them) and
+    counts every delivery of this terminal's records without acknowledging any."""
+
+    def __init__(self, broker: LocalMosquitto, every: float = 0.05) -> None:
+        self.deliveries = 0
+        self.beats = threading.Event()
+        self._stop = threading.Event()
+        self._every = every
+        cfg = BrokerConfig.from_url(broker.url)
+        self.c = new_client(cfg, "busy-ho")
+        self.c.on_message = self._count
+        connect(self.c, cfg)
+        self.c.subscribe(topics.records_all("acme"), qos=1)
+        self.c.loop_start()
+        self._t = threading.Thread(target=self._beat, daemon=True)
+
+    def _count(self, *_a: Any) -> None:
+        self.deliveries += 1
+
+    def _beat(self) -> None:
+        n = 0
+        while not self._stop.wait(self._every):
+            n += 1
+            self.c.publish(topics.progress("acme"), messages.encode_progress(n, 500, 2000))
+
+    def start_beating(self) -> None:
+        self._t.start()
+
+    def stop_beating(self) -> None:
+        self._stop.set()
+        self._t.join(2)
+
+    def close(self) -> None:
+        self.stop_beating()
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def test_a_busy_head_office_holds_the_resend_timer(tmp_path: Path, broker: LocalMosquitto) -> None:
+    """While head office's heartbeat says it is draining records, a terminal whose records
+    are not acknowledged yet waits instead of sending them again; when the heartbeat stops,
+    its own timer takes over and it resends."""
+    dev = make_device(tmp_path)
+    for i in range(10):
+        commit_sale(dev, i)
+    ho = _BusyHeadOffice(broker)
+    ho.start_beating()
+    up = _uplink(dev, broker, resend_after=0.3, resend_jitter=0.0)
+    try:
+        assert _wait(lambda: ho.deliveries >= 10, 10)
+        # 40 heartbeats seen after the first send: well over six resend periods
+        first = _wait(lambda: (up.status()["ho_progress_ms"] or 0) > 0, 10)
+        assert first
+        start = up.status()["ho_progress_ms"]
+        assert _wait(lambda: up.status()["ho_progress_ms"] >= start + 40, 20)
+        assert ho.deliveries == 10, "resent while head office was busy"
+        assert up.status()["published"] == 10
+        ho.stop_beating()
+        assert _wait(lambda: ho.deliveries >= 20, 10), "the timer did not take over"
+    finally:
+        up.stop()
+        ho.close()
+
+
+def test_following_head_office_is_capped(tmp_path: Path, broker: LocalMosquitto) -> None:
+    """A head office that stays busy for longer than ``follow_max`` without acknowledging
+    this terminal does not hold its records back for ever (the broker may have dropped
+    them): the terminal resends although the heartbeat goes on."""
+    dev = make_device(tmp_path)
+    for i in range(5):
+        commit_sale(dev, i)
+    ho = _BusyHeadOffice(broker)
+    ho.start_beating()
+    up = _uplink(dev, broker, resend_after=0.2, resend_jitter=0.0, follow_max=1.0)
+    try:
+        assert _wait(lambda: ho.deliveries >= 10, 20), ho.deliveries
+        assert up.status()["ho_progress_ms"], "the heartbeat was not seen"
+    finally:
+        up.stop()
+        ho.close()
+
+
+def test_progress_messages_are_checked() -> None:
+    assert messages.decode_progress(messages.encode_progress(1, 2, 3)) == (1, 2, 3)
+    for bad in (b"\xa0", messages.encode_ack(3, None), b"\xa3\x00\x01\x01\x20\x02\x00"):
+        with pytest.raises(DecodeError):
+            messages.decode_progress(bad)
