@@ -334,3 +334,60 @@ def test_dead_screening_workers_are_replaced(tmp_path: Path, ledger_url: str) ->
     finally:
         _close(svc)
         ho.close()
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_reconcilers_sharing_the_records_one_sigkilled_apply_each_once(
+    tmp_path: Path, broker: LocalMosquitto, ledger_url: str, n: int
+) -> None:
+    """``n`` reconcilers on one PostgreSQL ledger share the records through an MQTT shared
+    subscription; one of them is SIGKILLed mid-run, twice, and started again.  Every record
+    is applied exactly once, every outbox drains and ``ledger check`` is clean."""
+    if not ledger_url.startswith("postgresql"):
+        pytest.skip("several reconcilers share one ledger on PostgreSQL")
+    ho = HO(ledger_url)
+    terms = [Terminal(tmp_path, f"pos-{i}", f"s{i % 3}") for i in range(6)]
+    ho.register(*terms)
+    logs = [tmp_path / f"serve{i}.log" for i in range(n)]
+
+    def start(i: int) -> subprocess.Popen[bytes]:
+        return serve(
+            broker, ledger_url, logs[i], "--share-group", "rec", "--client-id", f"rec-{i}"
+        )
+
+    procs = [start(i) for i in range(n)]
+    ups = [uplink(t, broker) for t in terms]
+    written = 0
+    kills = 0
+    try:
+        for round_ in range(3):
+            for _ in range(60):
+                for t, u in zip(terms, ups, strict=True):
+                    t.sale(ALI, earned=1, cashback=10)
+                    u.notify()
+                    written += 1
+            if round_ < 2:  # the victim dies with whatever it held in flight
+                victim = round_ % n
+                procs[victim].send_signal(signal.SIGKILL)
+                procs[victim].wait(10)
+                kills += 1
+                procs[victim] = start(victim)
+        assert kills == 2
+        assert wait(lambda: all(t.outbox.status()["depth"] == 0 for t in terms), 120), (
+            [t.outbox.status() for t in terms],
+            [lg.read_text()[-2000:] for lg in logs],
+        )
+        assert ho.one("SELECT COUNT(*) FROM records") == written
+        assert ho.member(ALI)[:2] == (written, 10 * written)
+        for t in terms:
+            assert ho.one("SELECT applied_through FROM devices WHERE device = ?", (t.device,)) == (
+                t.outbox.status()["last_seq"]
+            )
+        assert ho.check() == []
+    finally:
+        for u in ups:
+            u.stop()
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(15)
+        ho.close()
