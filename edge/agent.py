@@ -20,6 +20,7 @@ import fcntl
 import logging
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -46,7 +47,7 @@ from edge.errors import (
     OutboxFullError,
     SignatureError,
 )
-from edge.ledger_cache import db
+from edge.ledger_cache import db, retention
 from edge.ledger_cache.outbox import MIB, Identity, Limits, Outbox, OutboxView
 from edge.ledger_cache.payments import Payments
 from edge.members import Members
@@ -177,7 +178,7 @@ class Agent:
             on_alarm=self._outbox_alarm,
         )
         self.members = Members(self.outbox.conn, self.cfg.device)
-        self.payments = Payments(self.outbox.conn)
+        self.payments = Payments(self.outbox.conn, lambda: self.clock.now().wall_ms)
         self._load_ring()
         row = self.outbox.conn.execute("SELECT value FROM kv WHERE key = ?", (RULES_KV,)).fetchone()
         # Either bundle may be refused (a new pinned key, stricter validation): keep serving;
@@ -211,7 +212,7 @@ class Agent:
             card_keys=self._card_keys,
             on_change=self._show if self.display is not None else None,
         )
-        self.refunds = Refunds(self.checkout)
+        self.refunds = Refunds(self.checkout, self.cfg.refund_days)
         self.checkout.owner = threading.get_ident()  # built on, and owned by, this thread
 
     def _show(self, s: Any) -> None:
@@ -481,6 +482,7 @@ class Agent:
             log.info("customer display at %s%s", self.display_url,
                      " (kiosk: ?mode=kiosk)" if self.cfg.display_kiosk else "")  # fmt: skip
         threading.Thread(target=self._retry_unknown, name="recovery", daemon=True).start()
+        threading.Thread(target=self._retention, name="retention", daemon=True).start()
 
     def _retry_unknown(self) -> None:
         """Payments whose result could not be established are asked about again (the
@@ -491,6 +493,32 @@ class Agent:
                 for line in self.call(self.settlement.recover):
                     log.warning("recovered: %s", line)
                     self.recovered.append(line)
+
+    def _retention(self) -> None:
+        """Sales and payments older than the refund window leave once acknowledged
+        (edge.ledger_cache.retention): at start and hourly, one small batch per call on
+        the agent thread, so that a checkout waits behind at most one batch."""
+        while True:
+            total = retention.Pruned()
+            while not self._stop.is_set():
+                try:
+                    p = self.call(
+                        retention.prune,
+                        self.outbox.conn,
+                        self.clock.now().wall_ms,
+                        self.cfg.refund_days,
+                    )
+                except (DiskFullError, OSError, sqlite3.Error) as e:
+                    log.warning("pruning old sales failed (tried again in an hour): %s", e)
+                    break
+                total = retention.Pruned(total.sales + p.sales, total.payments + p.payments)
+                if not p.rows:
+                    break
+            if total.rows:
+                log.info("pruned %d sales and %d payments older than %d days",
+                         total.sales, total.payments, self.cfg.refund_days)  # fmt: skip
+            if self._stop.wait(3600.0):
+                return
 
     def _bank_status(self, text: str) -> None:
         self.last_bank_status = clean(text, 80)

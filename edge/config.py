@@ -51,6 +51,7 @@ class Config:
     display_listen: str | None = None  # the customer display's HOST:PORT (off when None)
     display_kiosk: bool = False  # the display page also serves a self-service kiosk
     display_idle_s: int = 60  # a kiosk clears itself after this long without a touch
+    refund_days: int = 30  # sales and payments older than this leave once acknowledged
 
     @property
     def db_path(self) -> Path:
@@ -64,6 +65,7 @@ _SECTIONS = {
     "outbox": {"max_mb", "alarm_pct", "reserve_mb", "min_free_mb"},
     "checkout": {"bank_timeout_s", "enroll_new_phones"},
     "display": {"listen", "kiosk", "idle_s"},
+    "retention": {"refund_days"},
     "devices": None,  # one table per device
 }
 _DEVICE_KEYS = {"kind", "driver", "port", "options"}
@@ -172,6 +174,19 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), f"not valid TOML: {e}") from None
 
 
+def _display(disp: dict[str, Any]) -> tuple[str | None, bool, int]:
+    """The customer display: listen address (None: off), kiosk mode, idle seconds."""
+    d_listen = _get(disp, "display", "listen", str, None)
+    if d_listen is not None:
+        d_port = d_listen.rpartition(":")[2]
+        if not (d_port.isdigit() and int(d_port) <= 65535):
+            raise ConfigError("display.listen", "use HOST:PORT (port 0..65535)")
+    idle = _get(disp, "display", "idle_s", int, 60)
+    if not 5 <= idle <= 3600:
+        raise ConfigError("display.idle_s", "must be 5..3600 seconds")
+    return d_listen, _get(disp, "display", "kiosk", bool, False), idle
+
+
 def load(path: str | Path) -> Config:
     path = Path(path)
     raw = _read(path)
@@ -215,15 +230,10 @@ def load(path: str | Path) -> Config:
     bank_timeout = _get(co, "checkout", "bank_timeout_s", int, 120)
     if not 1 <= bank_timeout <= 600:
         raise ConfigError("checkout.bank_timeout_s", "must be 1..600 seconds")
-    disp = raw.get("display", {})
-    d_listen = _get(disp, "display", "listen", str, None)
-    if d_listen is not None:
-        d_port = d_listen.rpartition(":")[2]
-        if not (d_port.isdigit() and int(d_port) <= 65535):
-            raise ConfigError("display.listen", "use HOST:PORT (port 0..65535)")
-    idle = _get(disp, "display", "idle_s", int, 60)
-    if not 5 <= idle <= 3600:
-        raise ConfigError("display.idle_s", "must be 5..3600 seconds")
+    d_listen, d_kiosk, idle = _display(raw.get("display", {}))
+    refund_days = _get(raw.get("retention", {}), "retention", "refund_days", int, 30)
+    if not 1 <= refund_days <= 3650:
+        raise ConfigError("retention.refund_days", "must be 1..3650 days")
     return Config(
         path,
         tenant,
@@ -245,6 +255,7 @@ def load(path: str | Path) -> Config:
         reserve_mb,
         min_free_mb,
         d_listen,
-        _get(disp, "display", "kiosk", bool, False),
+        d_kiosk,
         idle,
+        refund_days,
     )

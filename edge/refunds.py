@@ -33,6 +33,7 @@ from edge.core.dates import parse_timestamp
 from edge.core.errors import CoreError
 from edge.core.refund import refund as refund_quote
 from edge.core.refund import settle_member
+from edge.core.text import fa_digits
 from edge.drivers.base import PaymentResult
 from edge.ledger_cache.outbox import MemberDelta
 from edge.ledger_cache.payments import Payment, Sale
@@ -44,8 +45,9 @@ METHODS = ("card", "cash")
 
 
 class Refunds:
-    def __init__(self, checkout: Checkout) -> None:
+    def __init__(self, checkout: Checkout, refund_days: int = 30) -> None:
         self.co = checkout
+        self.refund_days = refund_days  # how long the terminal keeps a sale (retention)
         self.payments = checkout.payments
         self.settlement = checkout.settlement
         self.settlement.committers["refund"] = self._commit
@@ -76,8 +78,12 @@ class Refunds:
         if sale is None:
             raise CheckoutError(
                 "unknown_sale",
-                f"no sale with record {seq} on this terminal",
-                f"فاکتور {seq} در این پایانه نیست.",
+                f"no sale with record {seq} on this terminal (a terminal keeps its sales "
+                f"for the refund window, {self.refund_days} days; older ones are refunded "
+                "by head office)",
+                f"فاکتور {fa_digits(str(seq))} در این پایانه نیست (پایانه فاکتورها را تا "
+                f"{fa_digits(str(self.refund_days))} "
+                "روز نگه می‌دارد؛ مرجوعی فاکتورهای قدیمی‌تر با دفتر مرکزی است).",
             )
         if self.payments.refunds_open(seq):
             raise CheckoutError(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,8 +112,9 @@ def same_transaction(a: dict[str, Any], b: dict[str, Any]) -> bool:
 class Payments:
     """On the writer's connection (the agent thread)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, now_ms: Callable[[], int] | None = None) -> None:
         self.conn = conn
+        self._now = now_ms or _now  # the terminal's clock (edge.clock), in milliseconds
 
     # -- payments ----------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class Payments:
     ) -> int:
         """Record that money is about to move; DiskFullError if it cannot be written,
         sqlite3.IntegrityError if ``idem`` is already taken by a live payment."""
-        now = _now()
+        now = self._now()
         cur = db.write(
             self.conn,
             "INSERT INTO payments (kind, session, basket, member, amount, state, quote, ident, "
@@ -173,7 +175,7 @@ class Payments:
             state,
             json.dumps(bank) if bank is not None else None,
             json.dumps(result, ensure_ascii=False) if result is not None else None,
-            _now(),
+            self._now(),
             pid,
         )
         if conn is not None:
@@ -196,7 +198,7 @@ class Payments:
                 seq,
                 json.dumps(bank) if bank is not None else None,
                 json.dumps(result, ensure_ascii=False),
-                _now(),
+                self._now(),
                 pid,
             ),
         )

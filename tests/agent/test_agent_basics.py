@@ -120,6 +120,7 @@ def test_config_errors_name_the_setting(tmp_path: Path) -> None:
         (("bank_timeout_s = 10", "bank_timeout_s = -5"), r"checkout\.bank_timeout_s"),
         (('listen = "127.0.0.1:0"', 'listen = "127.0.0.1:99999"'), r"pos_api\.listen"),
         (('rules_bundle = "rules.bundle"', "rules_bundle = 5"), r"head_office\.rules_bundle"),
+        (("[checkout]", "[retention]\nrefund_days = 0\n[checkout]"), r"retention\.refund_days"),
     ]:
         assert change[0] in text
         good.write_text(text.replace(*change))

@@ -117,6 +117,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "identified and paid through the simulated ZVT terminal on a pseudo-terminal "
         "(goal <= 40 MB).  `agent_startup`: from the command to the POS API answering.",
     ),
+    "test_bench_retention": (
+        "The terminal over a year",
+        "A busy till (840 sales a day, half of them members, one in a hundred refunded) "
+        "through the real checkout with a simulated wall clock for 365 days; head office "
+        "acknowledges each day's records that night and the retention job runs at midnight "
+        "with a 30-day refund window.  Sizes are the database and its WAL; 'without "
+        "retention' is the first 30 days' growth kept for a year.",
+    ),
     "test_bench_devices": (
         "Devices through a pseudo-terminal",
         "Card tap to UID for the PN532 (115200 baud) and the RDM6300 (9600 baud), and a "

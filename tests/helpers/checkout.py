@@ -3,6 +3,7 @@ choosing: for the checkout's own logic without an agent process around it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,17 +99,25 @@ def tehran_now(delta_s: float = 0) -> tuple[str, str]:
 
 
 def make_checkout(
-    tmp: Path, bank: Any = None, *, enroll: bool = False, limits: Limits | None = None
+    tmp: Path,
+    bank: Any = None,
+    *,
+    enroll: bool = False,
+    limits: Limits | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> Checkout:
+    """A checkout on ``tmp/edge.db``; ``wall`` is the terminal's wall clock (seconds)."""
     key = Ed25519PrivateKey.generate()
     ident = Identity("hypershahr", "s1", "pos-1")
-    outbox = Outbox(tmp / "edge.db", ident, Sealer(key, "pos-1"), Clock(210), limits)
-    settlement = Settlement(Payments(outbox.conn), bank, utc_offset_min=210)
+    clock = Clock(210, wall=wall)
+    outbox = Outbox(tmp / "edge.db", ident, Sealer(key, "pos-1"), clock, limits)
+    payments = Payments(outbox.conn, lambda: clock.now().wall_ms)
+    settlement = Settlement(payments, bank, utc_offset_min=210)
     co = Checkout(
         outbox,
         Members(outbox.conn, "pos-1"),
         RuleBook(rules_doc()),
-        Clock(210),
+        clock,
         settlement,
         online=lambda: True,
         notify=lambda: None,
