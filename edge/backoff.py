@@ -29,8 +29,9 @@ class Backoff:
     def ready(self, now: float | None = None) -> bool:
         return (time.monotonic() if now is None else now) >= self.next_try
 
-    def failed(self, reason: str, now: float | None = None) -> float:
-        """Record a failure; returns the delay before the next attempt."""
+    def failed(self, reason: str, now: float | None = None, cap: float | None = None) -> float:
+        """Record a failure; returns the delay before the next attempt (``cap``: a lower
+        ceiling for this attempt, for failures that are cheap to retry)."""
         now = time.monotonic() if now is None else now
         if self.failures == 0:
             self.first_failure = now
@@ -40,7 +41,8 @@ class Backoff:
         else:
             self.log.debug("%s failed again (%d): %s", self.what, self.failures + 1, reason)
         self.failures += 1
-        ceiling = min(self.cap, self.base * float(2 ** min(self.failures - 1, 30)))
+        top = self.cap if cap is None else min(cap, self.cap)
+        ceiling = min(top, self.base * float(2 ** min(self.failures - 1, 30)))
         delay: float = ceiling / 2 + self._rng.random() * ceiling / 2
         self.next_try = now + delay
         return delay

@@ -128,7 +128,7 @@ class Service:
         c = new_client(self.cfg.broker, self.cfg.client_id, manual_ack=True)
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(1, 30)
+        c.reconnect_delay_set(0.5, 2)  # one client: back within 2 s of a restarted broker
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message

@@ -76,6 +76,10 @@ class UplinkConfig:
     follow_max: float = 900.0  # longest wait on head office's progress without our own ack
     status_every: float = 60.0  # the retained status (depth, rules version) refreshed
     connect_timeout: float = 5.0
+    # a broker that is down refuses or closes the connection at once: that is cheap to
+    # retry, and a terminal should be back within a second or two of the broker, so such
+    # failures back off to at most this (a timeout or a refusal by the broker up to 30 s)
+    restart_retry_cap: float = 2.0
 
 
 class Uplink(threading.Thread):
@@ -138,6 +142,7 @@ class Uplink(threading.Thread):
         self._status_info = status_info  # extra status fields (the agent's rules version)
         self._status_sent = 0.0
         self._announce = False
+        self._refused = False  # the broker answered CONNACK with a refusal
 
     # -- public, thread-safe ------------------------------------------------------------
 
@@ -261,22 +266,30 @@ class Uplink(threading.Thread):
         try:
             connect(c, self.cfg.broker)
         except OSError as e:
-            self._connect_failed(str(e))
+            fast = isinstance(e, (ConnectionRefusedError, ConnectionResetError))
+            self._connect_failed(str(e), self.cfg.restart_retry_cap if fast else None)
             return
         # CONNACK arrives through loop(); give it a moment without blocking stop()
         deadline = time.monotonic() + self.cfg.connect_timeout
+        closed = self._refused = False
         while not self._connected and time.monotonic() < deadline and self._client is not None:
             if self._client.loop(timeout=0.05) != mqtt.MQTT_ERR_SUCCESS:
+                closed = self._client is not None  # the far end closed it: a broker restarting
                 break
             if self._stop_evt.is_set():
                 return
         if not self._connected:
-            self._backoff.failed("no CONNACK from the broker")
+            if closed and not self._refused:
+                self._backoff.failed(
+                    "connection closed before CONNACK", cap=self.cfg.restart_retry_cap
+                )
+            else:
+                self._backoff.failed("no CONNACK from the broker")
             self._drop_client()
 
-    def _connect_failed(self, reason: str) -> None:
+    def _connect_failed(self, reason: str, cap: float | None = None) -> None:
         self._set(last_error=reason)
-        self._backoff.failed(reason)
+        self._backoff.failed(reason, cap=cap)
         self._drop_client()
 
     def _tls_files(self) -> str:
@@ -318,6 +331,7 @@ class Uplink(threading.Thread):
         self, client: mqtt.Client, _u: Any, flags: Any, reason: Any, _props: Any
     ) -> None:
         if reason.is_failure:
+            self._refused = True  # not a restart: back off fully
             self._set(last_error=f"refused: {reason}")
             log.error("broker %s refused the connection: %s", self.cfg.broker.url, reason)
             return

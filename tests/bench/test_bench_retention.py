@@ -32,8 +32,12 @@ def _day(co: Checkout, day: int) -> None:
             {
                 "id": f"B{n}",
                 "lines": [
-                    {"sku": f"A{n % 97}", "category": "grocery", "qty": 1 + n % 3,
-                     "unit_price": 1_000_000},  # fmt: skip
+                    {
+                        "sku": f"A{n % 97}",
+                        "category": "grocery",
+                        "qty": 1 + n % 3,
+                        "unit_price": 1_000_000,
+                    },
                     {"sku": "DRK-COLA-1.5", "category": "drinks", "qty": 2, "unit_price": 450_000},
                 ],
             }

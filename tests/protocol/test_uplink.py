@@ -462,3 +462,23 @@ def test_progress_messages_are_checked() -> None:
     for bad in (b"\xa0", messages.encode_ack(3, None), b"\xa3\x00\x01\x01\x20\x02\x00"):
         with pytest.raises(DecodeError):
             messages.decode_progress(bad)
+
+
+def test_a_broker_that_is_down_is_retried_within_seconds(tmp_path: Path) -> None:
+    """A closed port (a broker restarting) is cheap to try again: the back-off stays under
+    ``restart_retry_cap`` instead of growing to 30 s, so the terminal is back within a
+    moment of the broker."""
+    from cloud_broker.local_broker import free_port
+
+    dev = make_device(tmp_path)
+    cfg = UplinkConfig(
+        BrokerConfig.from_url(f"mqtt://127.0.0.1:{free_port()}"), restart_retry_cap=0.2
+    )
+    up = Uplink(cfg, partial(OutboxView, dev.db), dev.identity)
+    up.start()
+    try:
+        assert _wait(lambda: up._backoff.failures >= 8, 20)
+        # uncapped, the eighth failure's ceiling would be 0.5 x 2^7 = 64 s -> 30 s
+        assert up._backoff.next_try - time.monotonic() <= 0.2
+    finally:
+        up.stop()
