@@ -12,6 +12,7 @@ detached payload) is refused with a SignatureError or DecodeError naming the pro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cbor2
@@ -20,6 +21,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge.errors import SignatureError
 from edge.protocol import cbor
+
+_sodium_open: Callable[[bytes, bytes], bytes] | None
+_BAD: tuple[type[Exception], ...]
+try:  # libsodium verifies Ed25519 in about half OpenSSL's time: head office installs it
+    from nacl.bindings import crypto_sign_open
+    from nacl.exceptions import BadSignatureError
+
+    _sodium_open = crypto_sign_open
+    _BAD = (InvalidSignature, BadSignatureError)
+except ImportError:  # a terminal: OpenSSL through cryptography, as for signing
+    _sodium_open = None
+    _BAD = (InvalidSignature,)
 
 COSE_SIGN1_TAG = 18
 ALG_EDDSA = -8
@@ -82,9 +95,15 @@ class Sign1:
     signature: bytes
 
     def verify(self, public_key: Ed25519PublicKey) -> None:
+        data = sig_structure(self.protected, self.payload)
         try:
-            public_key.verify(self.signature, sig_structure(self.protected, self.payload))
-        except InvalidSignature:
+            if _sodium_open is not None:
+                # libsodium also refuses small-order keys and non-canonical signatures,
+                # which OpenSSL may accept: no record a terminal signs is either
+                _sodium_open(self.signature + data, public_key.public_bytes_raw())
+            else:
+                public_key.verify(self.signature, data)
+        except _BAD:
             raise SignatureError(
                 "bad_signature",
                 f"the signature does not verify with the key registered for {self.kid!r}",

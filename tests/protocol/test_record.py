@@ -279,3 +279,31 @@ def test_envelope_fast_path_agrees_with_the_strict_decoder(tmp_path: Path) -> No
     with pytest.raises(DecodeError) as info:
         cose.parse(odd)
     assert info.value.code == "non_minimal"
+
+
+@pytest.mark.parametrize("impl", ["libsodium", "openssl"])
+def test_both_verifiers_agree(tmp_path: Path, impl: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Head office verifies with libsodium (PyNaCl), a terminal without it with OpenSSL:
+    the same records pass and the same forgeries and tamperings fail on both."""
+    if impl == "openssl":
+        monkeypatch.setattr(cose, "_sodium_open", None)
+    else:
+        assert cose._sodium_open is not None, "PyNaCl is installed with head office"
+    dev = make_device(tmp_path)
+    other = make_device(tmp_path, "dev-2")
+    good = [commit_sale(dev, i) for i in range(5)]
+    for rec in good:
+        cose.parse(rec.raw).verify(dev.key.public_key())
+    s = cose.parse(good[0].raw)
+    bad_sig = cose.Sign1(s.protected, s.kid, s.payload, bytes(64))
+    flipped = bytearray(s.signature)
+    flipped[10] ^= 1
+    for forged, key in [
+        (s, other.key.public_key()),  # another device's key
+        (bad_sig, dev.key.public_key()),  # zeros
+        (cose.Sign1(s.protected, s.kid, s.payload, bytes(flipped)), dev.key.public_key()),
+        (cose.Sign1(s.protected, s.kid, s.payload + b"\x00", s.signature), dev.key.public_key()),
+    ]:
+        with pytest.raises(SignatureError) as info:
+            forged.verify(key)
+        assert info.value.code == "bad_signature"
