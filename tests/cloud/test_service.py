@@ -351,9 +351,7 @@ def test_reconcilers_sharing_the_records_one_sigkilled_apply_each_once(
     logs = [tmp_path / f"serve{i}.log" for i in range(n)]
 
     def start(i: int) -> subprocess.Popen[bytes]:
-        return serve(
-            broker, ledger_url, logs[i], "--share-group", "rec", "--client-id", f"rec-{i}"
-        )
+        return serve(broker, ledger_url, logs[i], "--share-group", "rec", "--client-id", f"rec-{i}")
 
     procs = [start(i) for i in range(n)]
     ups = [uplink(t, broker) for t in terms]
@@ -380,8 +378,9 @@ def test_reconcilers_sharing_the_records_one_sigkilled_apply_each_once(
         assert ho.one("SELECT COUNT(*) FROM records") == written
         assert ho.member(ALI)[:2] == (written, 10 * written)
         for t in terms:
-            assert ho.one("SELECT applied_through FROM devices WHERE device = ?", (t.device,)) == (
-                t.outbox.status()["last_seq"]
+            assert (
+                ho.one("SELECT applied_through FROM devices WHERE device = ?", (t.device,))
+                == (t.outbox.status()["last_seq"])
             )
         assert ho.check() == []
     finally:
