@@ -83,7 +83,10 @@ class MemberState:
     birthday_claimed: int
     version: int
     device_seqs: dict[str, int]
-    lots: list[Lot] = field(default_factory=list)  # those with points left, and the overdraft
+    # the overdraft lot and the lots this transaction made or touched; every lot with
+    # points left once Books.lots() has read them (only when points leave)
+    lots: list[Lot] = field(default_factory=list)
+    lots_loaded: bool = False
     spend_delta: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
     anniversary_claimed: int = 0  # the Jalali year of the last anniversary gift
@@ -153,10 +156,25 @@ class Books:
                 )
             for r in self.tx.all(
                 f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
-                f"({marks(len(part))}) AND (remaining != 0 OR kind = 'overdraft') ORDER BY id",
+                f"({marks(len(part))}) AND kind = 'overdraft' ORDER BY id",
                 part,
             ):
                 self.members[r[6]].lots.append(_lot(r))
+
+    def lots(self, ms: MemberState) -> list[Lot]:
+        """Every lot of the member with points left (and the overdraft), read once per
+        transaction when points are about to leave them; the lots already in memory (new,
+        changed or read before) stay as they are."""
+        if not ms.lots_loaded:
+            have = {lot.id for lot in ms.lots}
+            rows = self.tx.all(
+                f"SELECT {_LOT_COLUMNS} FROM lots WHERE member = ? AND remaining != 0 "
+                "ORDER BY id",
+                (ms.member,),
+            )
+            ms.lots[:0] = [_lot(r) for r in rows if int(r[0]) not in have]
+            ms.lots_loaded = True
+        return ms.lots
 
     def member(self, m: str) -> MemberState:
         return self.members[m]
@@ -298,7 +316,7 @@ class Books:
         if points <= 0:
             return
         need = points
-        lots = ms.lots
+        lots = self.lots(ms)
         order = [
             lot
             for lot in lots
@@ -580,7 +598,7 @@ def expire_points(tx: Tx, rs: RuleSet, today: int, now_ms: int) -> dict[str, int
             ms = books.member(m)
             due = [
                 lot
-                for lot in ms.lots
+                for lot in books.lots(ms)
                 if lot.kind != "overdraft"
                 and lot.remaining > 0
                 and lot.expires_day is not None

@@ -192,16 +192,18 @@ class Service:
     def run(self) -> None:
         """Process until stop(); call start() first.
 
-        With screening workers, batch N+1 is screened while batch N is committed."""
+        With screening workers, batch N+1 is screened while batch N is committed: one batch
+        is applied per turn, after the next one has been handed to the screeners, so that
+        they never wait for the ledger (applying every batch already screened at once
+        would leave them idle while it commits)."""
         self._publish_stream()
         pending: deque[tuple[list[Incoming], Future[Any] | None]] = deque()
+        depth = 1 + (self.cfg.screen_workers if self.screener is not None else 0)
         while not self._stop.is_set():
             batch = self._take(0.002 if pending else 0.2)
             if batch:
                 pending.append((batch, self._submit(batch)))
-            while pending and (
-                not batch or len(pending) > 1 or pending[0][1] is None or pending[0][1].done()
-            ):
+            if pending and (not batch or len(pending) > depth - 1 or pending[0][1] is None):
                 b, f = pending.popleft()
                 self._handle(b, f)
             self._provisioning()
