@@ -161,6 +161,26 @@ class Books:
             ):
                 self.members[r[6]].lots.append(_lot(r))
 
+    def load_lots(self, members: list[str]) -> None:
+        """Read the lots of members whose points are about to leave, together (members
+        already read or not in this transaction are skipped)."""
+        todo = [self.members[m] for m in members if m in self.members]
+        todo = [ms for ms in todo if not ms.lots_loaded]
+        for part in chunks([ms.member for ms in todo]):
+            rows = self.tx.all(
+                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
+                f"({marks(len(part))}) AND remaining != 0 ORDER BY id",
+                part,
+            )
+            found: dict[str, list[Lot]] = {}
+            for r in rows:
+                found.setdefault(r[6], []).append(_lot(r))
+            for m in part:
+                ms = self.members[m]
+                have = {lot.id for lot in ms.lots}
+                ms.lots[:0] = [lot for lot in found.get(m, []) if lot.id not in have]
+                ms.lots_loaded = True
+
     def lots(self, ms: MemberState) -> list[Lot]:
         """Every lot of the member with points left (and the overdraft), read once per
         transaction when points are about to leave them; the lots already in memory (new,

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import sqlite3
 import threading
 import time
@@ -99,8 +100,14 @@ class Tx:
         if not rows:
             return
         if self._pg:
+            target = _copy_target(sql) if len(rows) > 8 else None
             with self._raw.cursor() as c:
-                c.executemany(self._sql(sql), rows)
+                if target is None:
+                    c.executemany(self._sql(sql), rows)
+                else:
+                    with c.copy(f"COPY {target[0]} ({target[1]}) FROM STDIN") as cp:
+                        for r in rows:
+                            cp.write_row(r)
         else:
             self._raw.executemany(sql, rows)
 
@@ -124,6 +131,22 @@ class Tx:
                 f"SELECT 1 FROM {table} WHERE {key_col} = ANY(?) ORDER BY {key_col} FOR UPDATE",
                 (list(keys),),
             )
+
+
+_INSERT = re.compile(r"\s*INSERT INTO (\w+) \(([^()]*)\) VALUES \(([^()]*)\)\s*", re.S)
+
+
+def _copy_target(sql: str) -> tuple[str, str] | None:
+    """PostgreSQL: the table and columns of a plain ``INSERT INTO t (cols) VALUES (?, ...)``
+    (no conflict clause, no expressions), which many rows reach faster by COPY than by
+    one statement a row; None for any other statement."""
+    m = _INSERT.fullmatch(sql)
+    if m is None:
+        return None
+    table, cols, values = m.groups()
+    if [v.strip() for v in values.split(",")] != ["?"] * len(cols.split(",")):
+        return None
+    return table, cols
 
 
 class Database:

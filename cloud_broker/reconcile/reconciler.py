@@ -59,6 +59,15 @@ class Incoming:
     token: Any = None  # the MQTT message id, for the ack after commit
 
 
+def _may_spend(p: dict[int, Any]) -> bool:
+    """The record may take points from the member's lots (a sale redeeming points; a
+    refund, adjustment or anything but a sale)."""
+    if p.get(R.K_TYPE) != "sale":
+        return True
+    pts = p.get(R.K_POINTS)
+    return bool(isinstance(pts, dict) and pts.get(R.P_REDEEMED))
+
+
 @dataclass(slots=True)
 class Outcome:
     acks: dict[str, tuple[int, bytes | None]] = field(default_factory=dict)
@@ -297,6 +306,7 @@ class _Apply(Postings):
         state: dict[str, tuple[int, bytes]] = {}
         held: dict[str, dict[int, _Held]] = {}
         members: dict[str, set[str]] = {}
+        spenders: set[str] = set()
         for d in devices:
             row = tx.one(
                 "SELECT status, revoked_after_seq, applied_through, last_hash, tenant, store "
@@ -319,8 +329,11 @@ class _Apply(Postings):
                 m = self.member_of(p)
                 if m:
                     members.setdefault(tenant, set()).add(m)
+                    if _may_spend(p):
+                        spenders.add(m)
         for tenant in sorted(members):
             self.books.ensure_members(tenant, sorted(members[tenant]))
+        self.books.load_lots(sorted(spenders))  # one query, not one a member as they spend
         for d in devices:
             self.device(d, sorted(by_device[d], key=lambda v: v.rec.seq), state[d], held[d])
         tx.executemany(
