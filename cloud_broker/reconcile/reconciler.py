@@ -39,10 +39,11 @@ from cloud_broker.registry.devices import DeviceInfo, RegistryCache, last_accept
 from edge.core import record as R
 from edge.core.ruleset import RuleSet
 from edge.errors import ProtocolError, SignatureError
-from edge.protocol import topics
+from edge.protocol import cose, topics
 from edge.protocol.record import Record, Unverified, describe, parse, record_hash
 
 log = logging.getLogger("cloud_broker.reconciler")
+cose.prefer_libsodium()  # every process that screens records verifies with libsodium
 
 MAX_DRAIN = 10_000  # held records applied per device per batch
 

@@ -446,11 +446,9 @@ class Service:
         with self._lock:
             done, self._stream_done = self._stream_done, []
             inflight = {i for ids in self._stream_inflight.values() for i in ids}
-        if done:
+        if done:  # the broker has them: nothing reads a published entry again
             marks = [(sid,) for sid in done]
-            self.db.run(
-                lambda tx: tx.executemany("UPDATE stream SET published = 1 WHERE id = ?", marks)
-            )
+            self.db.run(lambda tx: tx.executemany("DELETE FROM stream WHERE id = ?", marks))
         rows = self.db.read(
             "SELECT id, tenant, store, body FROM stream WHERE published = 0 ORDER BY id LIMIT 5000"
         )

@@ -115,6 +115,8 @@ def test_end_to_end_with_stream_and_snapshots(
             (t.device, s) for t in terms for s in range(1, 31)
         }
         assert bodies[-1]["balances"]["points"] > 0 and bodies[-1]["member"] == ALI
+        # what the broker has acknowledged leaves the table: it holds only what is on its way
+        assert wait(lambda: ho.one("SELECT COUNT(*) FROM stream") == 0)
         assert wait(lambda: any(s.points == 900 for m in snaps.got for s in snapshots.decode(m)[0]))
         # head office's heartbeat while it worked through the terminals' records
         assert wait(lambda: any(messages.decode_progress(m)[1] > 0 for m in progress.got))

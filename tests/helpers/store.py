@@ -30,6 +30,17 @@ def rules_doc(version: int = 1, **changes: Any) -> dict[str, Any]:
     return doc
 
 
+def unit_environment() -> dict[str, str]:
+    """The ``Environment=`` lines of the agent's systemd unit (edge/data)."""
+    unit = ROOT / "edge" / "data" / "loyalty-edge.service"
+    out = {}
+    for line in unit.read_text().splitlines():
+        if line.startswith("Environment="):
+            k, _, v = line.removeprefix("Environment=").partition("=")
+            out[k] = v
+    return out
+
+
 class Store:
     def __init__(
         self,
@@ -126,13 +137,14 @@ class Store:
         return path
 
     def start(self, env: dict[str, str] | None = None, timeout: float = 20) -> None:
+        """The agent as systemd runs it: with the unit's Environment= settings."""
         cfg = self.write_config()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "run", "--config", str(cfg)],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=self.log.open("ab"),
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **unit_environment(), **(env or {})},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().decode().strip()

@@ -287,8 +287,11 @@ def test_both_verifiers_agree(tmp_path: Path, impl: str, monkeypatch: pytest.Mon
     the same records pass and the same forgeries and tamperings fail on both."""
     if impl == "openssl":
         monkeypatch.setattr(cose, "_sodium_open", None)
+        monkeypatch.setattr(cose, "_BAD", (cose.InvalidSignature,))
     else:
-        assert cose._sodium_open is not None, "PyNaCl is installed with head office"
+        monkeypatch.setattr(cose, "_sodium_open", cose._sodium_open)
+        monkeypatch.setattr(cose, "_BAD", cose._BAD)
+        assert cose.prefer_libsodium(), "PyNaCl is installed with head office"
     dev = make_device(tmp_path)
     other = make_device(tmp_path, "dev-2")
     good = [commit_sale(dev, i) for i in range(5)]
