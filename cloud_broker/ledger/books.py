@@ -188,8 +188,7 @@ class Books:
         if not ms.lots_loaded:
             have = {lot.id for lot in ms.lots}
             rows = self.tx.all(
-                f"SELECT {_LOT_COLUMNS} FROM lots WHERE member = ? AND remaining != 0 "
-                "ORDER BY id",
+                f"SELECT {_LOT_COLUMNS} FROM lots WHERE member = ? AND remaining != 0 ORDER BY id",
                 (ms.member,),
             )
             ms.lots[:0] = [_lot(r) for r in rows if int(r[0]) not in have]
