@@ -64,6 +64,18 @@ class Lot:
 
 
 _LOT_COLUMNS = "id, kind, remaining, expires_day, device, seq"
+# what a batch writes back to each member it touched (Tx.update_by_key: name, PostgreSQL type)
+_MEMBER_COLUMNS = (
+    ("points", "bigint"),
+    ("wallet", "bigint"),
+    ("tier", "text"),
+    ("visits", "bigint"),
+    ("birthday", "text"),
+    ("birthday_claimed", "integer"),
+    ("anniversary_claimed", "integer"),
+    ("version", "bigint"),
+    ("device_seqs", "text"),
+)
 
 
 def _lot(r: Sequence[Any]) -> Lot:
@@ -521,7 +533,7 @@ class Books:
         lots = [
             (lot.remaining, lot.id) for ms in self.members.values() for lot in ms.lots if lot.dirty
         ]
-        tx.executemany("UPDATE lots SET remaining = ? WHERE id = ?", lots)
+        tx.executemany("UPDATE lots SET remaining = ? WHERE id = ?", lots)  # few: spends
         dirty = [ms for ms in self.members.values() if ms.dirty]
         tx.executemany(
             "INSERT INTO member_spend (member, day, amount) VALUES (?, ?, ?) "
@@ -561,12 +573,7 @@ class Books:
             )
             ms.spend_delta = {}
             ms.dirty = False
-        tx.executemany(
-            "UPDATE members SET points = ?, wallet = ?, tier = ?, visits = ?, "
-            "birthday = ?, birthday_claimed = ?, anniversary_claimed = ?, version = ?, "
-            "device_seqs = ? WHERE member = ?",
-            rows,
-        )
+        tx.update_by_key("members", "member", _MEMBER_COLUMNS, rows)
         tx.executemany(
             "UPDATE members SET first_day = CASE WHEN first_day IS NULL OR first_day > ? THEN "
             "? ELSE first_day END, last_day = CASE WHEN last_day IS NULL OR last_day < ? THEN "

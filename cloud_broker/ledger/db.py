@@ -111,6 +111,32 @@ class Tx:
         else:
             self._raw.executemany(sql, rows)
 
+    def update_by_key(
+        self,
+        table: str,
+        key: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Iterable[Sequence[Any]],
+    ) -> None:
+        """``UPDATE table SET col = ?, ... WHERE key = ?`` for each row (the key last).
+        ``columns``: (name, PostgreSQL type) pairs.  PostgreSQL gets one statement that
+        joins the table to the rows passed as arrays (``unnest``), not one a row."""
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return
+        sets = ", ".join(f"{c} = ?" for c, _ in columns)
+        if not self._pg or len(rows) < 8:
+            self.executemany(f"UPDATE {table} SET {sets} WHERE {key} = ?", rows)
+            return
+        names = [c for c, _ in columns]
+        arrays = ", ".join(f"%s::{t}[]" for _, t in columns)
+        sql = (
+            f"UPDATE {table} AS t SET {', '.join(f'{c} = u.{c}' for c in names)} "
+            f"FROM unnest({arrays}, %s::text[]) AS u({', '.join(names)}, k) "
+            f"WHERE t.{key} = u.k"
+        )
+        self._raw.execute(sql, [list(col) for col in zip(*rows, strict=True)])
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.execute(sql, params).fetchone()
 

@@ -117,6 +117,22 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "identified and paid through the simulated ZVT terminal on a pseudo-terminal "
         "(goal <= 40 MB).  `agent_startup`: from the command to the POS API answering.",
     ),
+    "test_bench_blackout": (
+        "The national outage: many stores come back at once",
+        "`blackout`: 200 terminals in 50 stores (four a store), each with a three-day backlog "
+        "(300 sales a day, 180,000 records in all), run as the real uplink in five processes "
+        "(four of 50 terminals and one alone, whose peak memory is a terminal's) behind one "
+        "1 Mbit/s, 40 ms link per store, reconnecting at random moments within `spread` "
+        "seconds, into `python -m cloud_broker serve`.  Timed from the first terminal's start "
+        "to every record acknowledged; `publishes_per_record` counts every publish of every "
+        "terminal (goal: duplicates <= 5 %).  `burst`: all back within 10 s, so a queue "
+        "builds at head office as when thousands of stores return; `ignore-progress`: the "
+        "same with terminals that do not follow head office's progress heartbeat.  "
+        "`broker_restart`: 50 terminals selling twice a second each through a broker "
+        "restart (3 s down, store kept); time from head office's first ack after the "
+        "restart, and from the broker's start, to every sale made before the selling "
+        "stopped acknowledged (goal: <= 2 s from head office back).",
+    ),
     "test_bench_retention": (
         "The terminal over a year",
         "A busy till (840 sales a day, half of them members, one in a hundred refunded) "

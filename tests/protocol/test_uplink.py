@@ -482,3 +482,28 @@ def test_a_broker_that_is_down_is_retried_within_seconds(tmp_path: Path) -> None
         assert up._backoff.next_try - time.monotonic() <= 0.2
     finally:
         up.stop()
+
+
+def test_no_more_than_max_ahead_beyond_the_ack(tmp_path: Path, broker: LocalMosquitto) -> None:
+    """Flow control: with head office busy and acknowledging nothing, a terminal sends at
+    most ``max_ahead`` records; each ack lets as many more go."""
+    dev = make_device(tmp_path)
+    for i in range(40):
+        commit_sale(dev, i)
+    ho = _BusyHeadOffice(broker)
+    ho.start_beating()
+    up = _uplink(dev, broker, max_ahead=10, resend_after=60.0)
+    try:
+        assert _wait(lambda: ho.deliveries >= 10, 10)
+        start = up.status()["ho_progress_ms"] or 0
+        assert _wait(lambda: (up.status()["ho_progress_ms"] or 0) >= start + 20, 20)
+        assert ho.deliveries == 10 and up.status()["published"] == 10
+        h = dev.outbox.conn.execute("SELECT hash FROM outbox WHERE seq = 7").fetchone()[0]
+        ho.c.publish(topics.ack("acme", dev.id), messages.encode_ack(7, bytes(h)), qos=1)
+        assert _wait(lambda: ho.deliveries >= 17, 10)
+        start = up.status()["ho_progress_ms"]
+        assert _wait(lambda: up.status()["ho_progress_ms"] >= start + 20, 20)
+        assert ho.deliveries == 17, "sent beyond the ack + max_ahead"
+    finally:
+        up.stop()
+        ho.close()
