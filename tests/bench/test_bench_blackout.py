@@ -3,9 +3,9 @@
 ``blackout``: 200 terminals in 50 stores (four per store), each with a three-day backlog
 of 300 sales a day, run as the real uplink in five processes behind a per-store link of
 1 Mbit/s with 40 ms round trip, reconnecting at random moments within two minutes (and,
-as a burst, within 10 s), into ``python -m cloud_broker serve`` on SQLite and PostgreSQL.  ``broker_restart``: 50
-terminals selling twice a second each through a broker restart; time from head office
-being back to every terminal caught up."""
+as a burst, within 10 s), into ``python -m cloud_broker serve`` on SQLite and PostgreSQL.
+``broker_restart``: 50 terminals selling twice a second each through a broker restart;
+time from head office being back to every terminal caught up."""
 
 from __future__ import annotations
 

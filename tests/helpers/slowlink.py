@@ -1,9 +1,9 @@
 """A store's internet link in a test: a TCP proxy with a bandwidth limit and a delay.
 
 Every connection of one :class:`SlowLink` shares its bytes-per-second budget in each
-direction (a store's terminals share the shop's line), and each chunk is held for half
-the round-trip time before it is forwarded.  Threads, not asyncio: it runs beside paho's
-own threads in the terminal processes of the blackout benchmark."""
+direction (a store's terminals share the shop's line), and each chunk is delivered half the
+round-trip time after it was read (a pipe: many chunks in flight at once).  Threads, not
+asyncio: it runs beside paho's own threads in the blackout benchmark's terminal processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import contextlib
 import socket
 import threading
 import time
+from collections import deque
 
 
 class _Bucket:
@@ -71,20 +72,51 @@ class SlowLink:
                 ).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, bucket: _Bucket) -> None:
+        """Read as fast as the budget allows; a second thread delivers each chunk half a
+        round trip after it was read (a pipe, not one chunk per delay)."""
+        line: deque[tuple[float, bytes]] = deque()
+        ready = threading.Condition()
+        done = [False]
+
+        def deliver() -> None:
+            try:
+                while True:
+                    with ready:
+                        while not line and not done[0]:
+                            ready.wait()
+                        if not line:
+                            return
+                        at, data = line.popleft()
+                    wait = at - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                _close(src, dst)
+
+        threading.Thread(target=deliver, daemon=True, name="slowlink-deliver").start()
         try:
             while True:
                 data = src.recv(16384)
                 if not data:
                     break
                 bucket.take(len(data))
-                if self.delay:
-                    time.sleep(self.delay)
-                dst.sendall(data)
+                with ready:
+                    line.append((time.monotonic() + self.delay, data))
+                    ready.notify()
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    s.close()
+            with ready:
+                done[0] = True
+                ready.notify()
+
+
+def _close(*socks: socket.socket) -> None:
+    for s in socks:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()
