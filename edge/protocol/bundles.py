@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Any, overload
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.core.errors import RuleError
@@ -70,7 +69,7 @@ def sign(doc: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
 
 
 def _raw(key: Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return key.public_bytes_raw()
 
 
 def _check_number(number: object, what: str = "key number") -> int:

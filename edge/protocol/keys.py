@@ -3,20 +3,50 @@
 A private key is generated where it is used and written once, PKCS#8 PEM, file mode
 0600, created exclusively (an existing key is never overwritten).  Loading refuses a
 private key file that others can read.  Public keys travel as raw 32 bytes or PEM.
+
+An Ed25519 key in PEM is a fixed DER structure (RFC 8410): the terminal reads the usual
+unencrypted ones directly and leaves cryptography's ``serialization`` package (with its
+SSH and PKCS#12 code, about 2.6 MB of the agent's 40 MB) unloaded; anything else goes
+through that package, which also explains what is wrong.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+# DER before the 32 key bytes (RFC 8410): PKCS#8 v1 private key, SubjectPublicKeyInfo
+_PKCS8_ED25519 = bytes.fromhex("302e020100300506032b657004220420")
+_SPKI_ED25519 = bytes.fromhex("302a300506032b6570032100")
+
+
+def _der(pem: bytes, label: bytes) -> bytes | None:
+    """The DER inside a single ``-----BEGIN label-----`` block, or None."""
+    begin, end = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
+    text = pem.strip()
+    if not (text.startswith(begin) and text.endswith(end)) or text.count(b"-----BEGIN") != 1:
+        return None
+    try:
+        return base64.b64decode(b"".join(text[len(begin) : -len(end)].split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _raw_after(der: bytes | None, prefix: bytes) -> bytes | None:
+    if der is not None and len(der) == len(prefix) + 32 and der.startswith(prefix):
+        return der[len(prefix) :]
+    return None
 
 
 def generate(path: Path) -> Ed25519PrivateKey:
@@ -29,6 +59,8 @@ def generate(path: Path) -> Ed25519PrivateKey:
 def write_private(path: Path, key: PrivateKeyTypes) -> None:
     """Any private key as PKCS#8 PEM, mode 0600, created exclusively and fsynced; an
     existing file is never overwritten."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see above
+
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -60,6 +92,12 @@ def load_private(path: Path) -> Ed25519PrivateKey:
         pem = path.read_bytes()  # a directory, or a file this user may not read
     except OSError as e:
         raise ConfigError(str(path), f"cannot read the private key: {e.strerror or e}") from None
+    raw = _raw_after(_der(pem, b"PRIVATE KEY"), _PKCS8_ED25519)
+    if raw is not None:
+        return Ed25519PrivateKey.from_private_bytes(raw)
+    from cryptography.exceptions import UnsupportedAlgorithm  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:  # cryptography: "Password was not given but private key is encrypted"
@@ -75,14 +113,13 @@ def load_private(path: Path) -> Ed25519PrivateKey:
 
 def public_raw(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return pub.public_bytes_raw()
 
 
 def public_pem(key: Ed25519PrivateKey | Ed25519PublicKey) -> str:
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return pub.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    der = base64.encodebytes(_SPKI_ED25519 + pub.public_bytes_raw()).decode()
+    return f"-----BEGIN PUBLIC KEY-----\n{der}-----END PUBLIC KEY-----\n"
 
 
 def public_from_raw(raw: bytes) -> Ed25519PublicKey:
@@ -93,6 +130,11 @@ def public_from_raw(raw: bytes) -> Ed25519PublicKey:
 
 def public_from_pem(text: str | bytes) -> Ed25519PublicKey:
     data = text.encode() if isinstance(text, str) else text
+    raw = _raw_after(_der(data, b"PUBLIC KEY"), _SPKI_ED25519)
+    if raw is not None:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError as e:

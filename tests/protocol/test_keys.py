@@ -94,3 +94,30 @@ def test_missing_and_world_readable(tmp_path: Path) -> None:
     (tmp_path / "device.key").chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
         keys.load_private(tmp_path / "device.key")
+
+
+def test_usual_keys_load_without_the_serialization_package(tmp_path: Path) -> None:
+    """A terminal reads its unencrypted Ed25519 keys itself (RFC 8410's fixed DER) and never
+    loads cryptography's serialization package (2.6 MB of its 40 MB); the keys it reads are
+    the ones the library wrote."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    key_path = tmp_path / "device.key"
+    key = keys.generate(key_path)
+    (tmp_path / "rules.pub.pem").write_text(keys.public_pem(key))
+    code = (
+        "import sys; from pathlib import Path; import edge.agent; from edge.protocol import keys;"
+        f"k = keys.load_private(Path({str(key_path)!r}));"
+        f"p = keys.public_from_pem(Path({str(tmp_path / 'rules.pub.pem')!r}).read_text());"
+        "assert keys.public_raw(k) == keys.public_raw(p);"
+        "print('cryptography.hazmat.primitives.serialization' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+    assert keys.public_raw(keys.load_private(key_path)) == keys.public_raw(key)
