@@ -19,6 +19,8 @@ For each tenant T the ACL has (``%u`` is the CN)::
     pattern read  loyalty/v1/T/rules
     pattern read  loyalty/v1/T/rules_keys
     pattern read  loyalty/v1/T/snapshot
+    pattern read  loyalty/v1/T/progress
+    pattern read  loyalty/v1/head_office/+
 
 and each head-office identity ``user HO`` / ``topic readwrite loyalty/v1/#``.  A device's
 records name its store in the topic; head office checks the store against its registry
@@ -150,7 +152,13 @@ def render_acl(s: BrokerSettings) -> str:
             f"pattern read {base}/rules",
             f"pattern read {base}/rules_keys",
             f"pattern read {base}/snapshot",
+            f"pattern read {base}/progress",
         ]
+    lines += [
+        "",
+        "# every terminal: head office's processes online or not (their retained statuses)",
+        f"pattern read {ROOT}/head_office/+",
+    ]
     for h in s.head_office:
         lines += ["", f"# head office: {h}", f"user {h}", f"topic readwrite {ROOT}/#"]
     return "\n".join(lines) + "\n"

@@ -29,6 +29,7 @@ on ``.../enroll/{device}/reply`` and only then acknowledges the request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
@@ -125,10 +126,16 @@ class Service:
     # -- MQTT -----------------------------------------------------------------------------
 
     def _make_client(self) -> mqtt.Client:
-        c = new_client(self.cfg.broker, self.cfg.client_id, manual_ack=True)
+        c = new_client(
+            self.cfg.broker,
+            self.cfg.client_id,
+            manual_ack=True,
+            will_topic=topics.head_office(self.cfg.client_id),
+            will_payload=messages.encode_status("offline", "lost"),
+        )
         c.max_inflight_messages_set(1000)
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(0.5, 2)  # one client: back within 2 s of a restarted broker
+        c.reconnect_delay_set(1, 2)  # one client: back within 2 s of a restarted broker
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
@@ -148,6 +155,13 @@ class Service:
         if self.cfg.rules_pub is not None:  # retained: every process sees the newest
             c.subscribe(topics.rules("+"), qos=1)
         c.subscribe(topics.status_all("+"), qos=1)  # retained: each terminal's last word
+        # terminals hold their resend timers while head office is offline (its last will)
+        c.publish(
+            topics.head_office(self.cfg.client_id),
+            messages.encode_status("online"),
+            qos=1,
+            retain=True,
+        )
         self._connected.set()
         log.info("connected to %s, subscribed to %s", self.cfg.broker.url, self._topic())
 
@@ -212,6 +226,14 @@ class Service:
             self._housekeeping()
         if self.screener is not None:
             self.screener.close()
+        info = self._client.publish(
+            topics.head_office(self.cfg.client_id),
+            messages.encode_status("offline", "stopped"),
+            qos=1,
+            retain=True,
+        )
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
         self.reconciler.close()

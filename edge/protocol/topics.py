@@ -6,6 +6,11 @@
 | ack/{device} | HO -> device | 1 | yes | CBOR {0: applied_through, 1: hash} |
 | gap/{device} | HO -> device | 1 | no | CBOR {0: [[first, last], ...]} |
 | progress | HO -> devices | 0 | no | CBOR {0: wall_ms, 1: applied, 2: queued} while busy |
+
+And one topic outside the tenants, for every head-office process (``loyalty/v1/head_office/
+{client id}``, retained, CBOR status ``{0: "online" | "offline"}``, the offline one its last
+will): terminals hold their resend timer while every head-office process they know of is
+offline (the broker keeps their records for head office's session meanwhile).
 | rules | HO -> devices | 1 | yes | signed rules bundle |
 | rules_keys | HO -> devices | 1 | yes | CBOR array of rules key endorsements (bundles.py) |
 | snapshot | HO -> devices | 1 | no | member balance snapshots (edge.protocol.snapshots) |
@@ -51,6 +56,15 @@ def gap(tenant: str, device: str) -> str:
 def progress(tenant: str) -> str:
     """Head office's heartbeat while it drains records (messages.encode_progress)."""
     return f"{ROOT}/{tenant}/progress"
+
+
+def head_office(client_id: str) -> str:
+    """A head-office process's retained online/offline status (its last will: offline)."""
+    return f"{ROOT}/head_office/{client_id}"
+
+
+def head_office_all() -> str:
+    return f"{ROOT}/head_office/+"
 
 
 def rules(tenant: str) -> str:

@@ -26,7 +26,10 @@ external-loop calls (``loop_read``/``loop_write``/``loop_misc``).  The loop:
    are most likely queued behind other stores', and sending them again would only lengthen
    the queue.  The wait is capped at ``follow_max`` seconds without an ack of our own, so a
    record the broker dropped is not held back for ever by a busy head office (head office
-   also asks for missing records itself, on ``gap/{device}``, when later ones arrive).
+   also asks for missing records itself, on ``gap/{device}``, when later ones arrive);
+   and while every head-office process is offline (their retained statuses on
+   ``head_office/+``, offline by last will), the timer waits too: the broker keeps what was
+   sent for head office's session.
 
 A broker PUBACK is not delivery (brokers drop queued messages and snapshot their
 persistence periodically), so nothing is deleted on PUBACK; duplicates are possible and
@@ -116,6 +119,7 @@ class Uplink(threading.Thread):
             "published": 0,
             "resent": 0,
             "ho_progress_ms": None,
+            "head_office_online": None,
         }
         # state below is owned by the uplink thread
         self._client: mqtt.Client | None = None
@@ -138,6 +142,7 @@ class Uplink(threading.Thread):
         self._ack_topic = topics.ack(t, identity.device)
         self._gap_topic = topics.gap(t, identity.device)
         self._progress_topic = topics.progress(t)
+        self._ho: dict[str, bool] = {}  # head-office process -> online (retained statuses)
         self._status_topic = topics.status(t, identity.device)
         # other topics this device reads (rules, snapshots): handlers run in this thread
         # and must hand the work on quickly
@@ -351,6 +356,7 @@ class Uplink(threading.Thread):
                 (self._ack_topic, 1),
                 (self._gap_topic, 1),
                 (self._progress_topic, 0),
+                (topics.head_office_all(), 1),
                 *((t, 1) for t in self._downlink),
             ]
         )
@@ -417,6 +423,11 @@ class Uplink(threading.Thread):
                 self._handle_gap(bytes(msg.payload))
             elif msg.topic == self._progress_topic:
                 self._handle_progress(bytes(msg.payload))
+            elif msg.topic.startswith(topics.head_office("")):
+                who = msg.topic[len(topics.head_office("")) :]
+                online = messages.decode_status(bytes(msg.payload))["state"] == "online"
+                self._ho[who] = online
+                self._set(head_office_online=self.head_office_online())
             elif msg.topic in self._downlink:
                 self._downlink[msg.topic](bytes(msg.payload))
         except DecodeError as e:
@@ -455,6 +466,10 @@ class Uplink(threading.Thread):
         if deleted:
             log.debug("head office applied through %d; %d records deleted", applied, deleted)
 
+    def head_office_online(self) -> bool | None:
+        """Some head-office process is online (None: none heard of yet)."""
+        return any(self._ho.values()) if self._ho else None
+
     def _handle_progress(self, payload: bytes) -> None:
         """Head office is draining records: what we sent is probably queued behind them."""
         wall_ms, handled, queued = messages.decode_progress(payload)
@@ -491,6 +506,10 @@ class Uplink(threading.Thread):
                     return
                 self._set(resent=self._status["resent"] + 1)
             return
+        if self.head_office_online() is False:
+            # every head-office process is offline: the broker keeps what we sent for its
+            # session, so sending it again now would only double the queue
+            self._last_progress = now
         if (
             self._next > self._applied + 1
             and now - self._last_progress > self._wait_for_ack

@@ -405,7 +405,8 @@ class _BusyHeadOffice:
 
     def stop_beating(self) -> None:
         self._stop.set()
-        self._t.join(2)
+        if self._t.is_alive():
+            self._t.join(2)
 
     def close(self) -> None:
         self.stop_beating()
@@ -507,3 +508,35 @@ def test_no_more_than_max_ahead_beyond_the_ack(tmp_path: Path, broker: LocalMosq
     finally:
         up.stop()
         ho.close()
+
+
+def test_while_head_office_is_offline_nothing_is_sent_again(
+    tmp_path: Path, broker: LocalMosquitto
+) -> None:
+    """Every head-office process offline (their retained statuses, offline by last will):
+    the broker keeps what the terminal sent for head office's session, so the resend
+    timer waits; once a head-office process is online again, the timer runs."""
+    dev = make_device(tmp_path)
+    for i in range(5):
+        commit_sale(dev, i)
+    ho = _BusyHeadOffice(broker)  # counts deliveries, acks nothing, no heartbeat
+    ho.c.publish(topics.head_office("rec-1"), messages.encode_status("offline", "lost"), 1, True)
+    up = _uplink(dev, broker, resend_after=0.2, resend_jitter=0.0)
+    try:
+        assert _wait(lambda: up.status()["head_office_online"] is False, 10)
+        assert _wait(lambda: ho.deliveries >= 5, 10)
+        seen = time.monotonic()
+        # the thing tested is time passing without a resend: ten resend periods
+        assert _wait(lambda: time.monotonic() - seen > 10 * 0.2, 10)
+        assert ho.deliveries == 5, "sent again while head office was offline"
+        ho.c.publish(topics.head_office("rec-1"), messages.encode_status("online"), 1, True)
+        assert _wait(lambda: ho.deliveries >= 10, 10), "the timer did not resume"
+    finally:
+        up.stop()
+        ho.close()
+        # the retained status must not leak into other tests on this broker
+        c = new_client(BrokerConfig.from_url(broker.url), "cleaner")
+        connect(c, BrokerConfig.from_url(broker.url))
+        c.loop_start()
+        c.publish(topics.head_office("rec-1"), b"", qos=1, retain=True).wait_for_publish(5)
+        c.loop_stop()
