@@ -8,33 +8,12 @@ import sys
 
 sys.path.insert(0, ".")
 
-import time
-
 from edge.core.alloc import allocate
 from edge.core.dates import parse_timestamp
 from edge.core.engine import quote
 from edge.core.inputs import Basket, Member
 from edge.core.ruleset import compile_rules
-
-if hasattr(time, "ticks_us"):
-
-    def now_us():
-        return time.ticks_us()
-
-    def elapsed(a, b):
-        return time.ticks_diff(b, a)
-else:
-
-    def now_us():
-        return time.perf_counter_ns() // 1000
-
-    def elapsed(a, b):
-        return b - a
-
-
-def load(p):
-    with open(p) as f:
-        return json.loads(f.read())
+from tests.bench.mpy_clock import elapsed, load, now_us
 
 
 def median(fn, rounds):
