@@ -20,6 +20,7 @@ import json
 import random
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -429,6 +430,9 @@ def show_console(out: Out, ho: HeadOffice, args: argparse.Namespace) -> None:
         return
     out.line("  head office, its console and the tills keep running: press Ctrl-C to stop")
     out.line("  (دفتر مرکزی و کنسول روشن می‌مانند؛ برای پایان Ctrl-C را بزنید)")
+    # Ctrl-C must stop it even when started from a shell that ignores SIGINT for what it
+    # runs in the background (Python then installs no handler of its own)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         while ho.console is not None and ho.console.poll() is None:
             time.sleep(0.5)
