@@ -117,9 +117,10 @@ class Tx:
         key: str,
         columns: Sequence[tuple[str, str]],
         rows: Iterable[Sequence[Any]],
+        key_type: str = "text",
     ) -> None:
         """``UPDATE table SET col = ?, ... WHERE key = ?`` for each row (the key last).
-        ``columns``: (name, PostgreSQL type) pairs.  PostgreSQL gets one statement that
+        ``columns``: (name, PostgreSQL type) pairs; ``key_type``: the key's type.  PostgreSQL gets one statement that
         joins the table to the rows passed as arrays (``unnest``), not one a row."""
         rows = [tuple(r) for r in rows]
         if not rows:
@@ -132,7 +133,7 @@ class Tx:
         arrays = ", ".join(f"%s::{t}[]" for _, t in columns)
         sql = (
             f"UPDATE {table} AS t SET {', '.join(f'{c} = u.{c}' for c in names)} "
-            f"FROM unnest({arrays}, %s::text[]) AS u({', '.join(names)}, k) "
+            f"FROM unnest({arrays}, %s::{key_type}[]) AS u({', '.join(names)}, k) "
             f"WHERE t.{key} = u.k"
         )
         self._raw.execute(sql, [list(col) for col in zip(*rows, strict=True)])

@@ -425,8 +425,11 @@ class Uplink(threading.Thread):
                 self._handle_progress(bytes(msg.payload))
             elif msg.topic.startswith(topics.head_office("")):
                 who = msg.topic[len(topics.head_office("")) :]
-                online = messages.decode_status(bytes(msg.payload))["state"] == "online"
-                self._ho[who] = online
+                if not msg.payload:  # its retained status cleared: a process retired
+                    self._ho.pop(who, None)
+                else:
+                    state = messages.decode_status(bytes(msg.payload))["state"]
+                    self._ho[who] = state == "online"
                 self._set(head_office_online=self.head_office_online())
             elif msg.topic in self._downlink:
                 self._downlink[msg.topic](bytes(msg.payload))

@@ -529,7 +529,10 @@ def test_while_head_office_is_offline_nothing_is_sent_again(
         # the thing tested is time passing without a resend: ten resend periods
         assert _wait(lambda: time.monotonic() - seen > 10 * 0.2, 10)
         assert ho.deliveries == 5, "sent again while head office was offline"
-        ho.c.publish(topics.head_office("rec-1"), messages.encode_status("online"), 1, True)
+        # a retired process's status cleared (empty retained message): nobody known, so
+        # the terminal's own timer runs again
+        ho.c.publish(topics.head_office("rec-1"), b"", 1, True)
+        assert _wait(lambda: up.status()["head_office_online"] is None, 10)
         assert _wait(lambda: ho.deliveries >= 10, 10), "the timer did not resume"
     finally:
         up.stop()
