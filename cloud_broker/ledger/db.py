@@ -120,8 +120,9 @@ class Tx:
         key_type: str = "text",
     ) -> None:
         """``UPDATE table SET col = ?, ... WHERE key = ?`` for each row (the key last).
-        ``columns``: (name, PostgreSQL type) pairs; ``key_type``: the key's type.  PostgreSQL gets one statement that
-        joins the table to the rows passed as arrays (``unnest``), not one a row."""
+        ``columns``: (name, PostgreSQL type) pairs; ``key_type``: the key's type.
+        PostgreSQL gets one statement that joins the table to the rows passed as
+        arrays (``unnest``), not one a row."""
         rows = [tuple(r) for r in rows]
         if not rows:
             return
