@@ -23,6 +23,7 @@
     python -m cloud_broker webhooks add|list|deliveries|replay|disable|run
     python -m cloud_broker panel --listen ...; surveys add ID ...  (the member panel)
     python -m cloud_broker tax taxid|store|product|run|status    (tax invoices)
+    python -m cloud_broker archive month 1404-01 --dir D | list | verify FILE | partitions
 
 Every change is written to the audit log as done by ``--by`` or ``cli:<login>``.
 ``--ledger`` defaults to $LOYALTY_LEDGER or sqlite:///var/ledger.db; ``--rules`` to the
@@ -48,6 +49,7 @@ from cloud_broker.club import changes, members, operators, stores
 from cloud_broker.club.errors import ClubError
 from cloud_broker.console import cli as console_cli
 from cloud_broker.invoicing import cli as tax_cli
+from cloud_broker.ledger import cli as archive_cli
 from cloud_broker.ledger import daily, rulebooks
 from cloud_broker.ledger.check import check
 from cloud_broker.ledger.db import Database, redact
@@ -586,6 +588,7 @@ def parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one block per comman
     api_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     panel_cli.add_parsers(sub, _db, _ledger_url, load_rules)
     tax_cli.add_parsers(sub, _db)
+    archive_cli.add_parsers(sub, _db, lambda by: operators.command_line(by).name)
     for cmd in sub.choices.values():  # --ledger and --rules after the command too
         cmd.add_argument("--ledger", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         cmd.add_argument("--rules", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -605,5 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except LoyaltyError as e:
         print(f"error: {e}", file=sys.stderr)
+        if e.fa != e.en:
+            print(f"خطا: {e.fa}", file=sys.stderr)
         return 1
     return code

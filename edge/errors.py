@@ -24,6 +24,8 @@
           │    └── ChainConflictError     head office holds more of this device's chain
           │                               than the terminal (reinstalled or restored)
           ├── LedgerError                 head office's database cannot do what was asked
+          │    └── ArchiveError           cloud_broker.ledger.archive: a month that cannot be
+          │                               archived (yet), an archive file that does not verify
           ├── DeviceError                 a device did not answer or answered nonsense
           │    ├── FramingError           edge.drivers.zvt.framing: a ZVT frame (DLE, CRC)
           │    ├── ZVTError               edge.drivers.zvt.apdu: an APDU, BMP or TLV

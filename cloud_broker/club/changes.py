@@ -275,11 +275,12 @@ def _merge(tx: Tx, tenant: str, source: str, target: str, src: Any, actor: str, 
     for unit, amount in ((PTS, points), (IRR, wallet)):
         if amount:
             entries += [
-                (jid, m_acct(target, unit), unit, amount),
-                (jid, m_acct(source, unit), unit, -amount),
+                (jid, m_acct(target, unit), unit, amount, now),
+                (jid, m_acct(source, unit), unit, -amount, now),
             ]
     tx.executemany(
-        "INSERT INTO entries (journal_id, account, unit, amount) VALUES (?, ?, ?, ?)", entries
+        "INSERT INTO entries (journal_id, account, unit, amount, at) VALUES (?, ?, ?, ?, ?)",
+        entries,
     )
     tx.execute("UPDATE lots SET member = ? WHERE member = ?", (target, source))
     for day, amount in tx.all("SELECT day, amount FROM member_spend WHERE member = ?", (source,)):

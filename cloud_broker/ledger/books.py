@@ -522,13 +522,15 @@ class Books:
             "remaining, earned_day, expires_day) VALUES (?,?,?,?,?,?,?,?,?,?)",
             new_lots,
         )
+        at = self.now  # every journal of these books has it; its rows carry it (its month)
         tx.executemany(
-            "INSERT INTO entries (journal_id, account, unit, amount) VALUES (?, ?, ?, ?)",
-            self.entries,
+            "INSERT INTO entries (journal_id, account, unit, amount, at) VALUES (?, ?, ?, ?, ?)",
+            [(*e, at) for e in self.entries],
         )
         tx.executemany(
-            "INSERT INTO lot_moves (journal_id, lot_id, points, ref_journal) VALUES (?, ?, ?, ?)",
-            self.moves,
+            "INSERT INTO lot_moves (journal_id, lot_id, points, ref_journal, at) VALUES "
+            "(?, ?, ?, ?, ?)",
+            [(*m, at) for m in self.moves],
         )
         lots = [
             (lot.remaining, lot.id) for ms in self.members.values() for lot in ms.lots if lot.dirty

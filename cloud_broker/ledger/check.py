@@ -25,7 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cloud_broker.ledger.daily import CATEGORY_COLUMNS, DAILY_COLUMNS, SKU_COLUMNS, recompute
+from cloud_broker.ledger.daily import (
+    CATEGORY_COLUMNS,
+    DAILY_COLUMNS,
+    SKU_COLUMNS,
+    archived_through,
+    recompute,
+)
 from cloud_broker.ledger.db import Database, Tx
 from edge.core import record as R
 
@@ -74,8 +80,10 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
                 _rows(
                     tx,
                     f"SELECT m.member, m.{col}, COALESCE(e.total, 0) FROM members m LEFT JOIN "
-                    f"(SELECT account, SUM(amount) AS total FROM entries WHERE unit = '{unit}' "
-                    "AND account LIKE 'M:%' GROUP BY account) e ON e.account = "
+                    "(SELECT account, SUM(amount) AS total FROM (SELECT account, amount FROM "
+                    f"entries WHERE unit = '{unit}' AND account LIKE 'M:%' UNION ALL SELECT "
+                    "account, amount FROM archived_balances WHERE "
+                    f"unit = '{unit}' AND account LIKE 'M:%') u GROUP BY account) e ON e.account = "
                     f"('M:' || m.member || ':{unit}') WHERE m.{col} != COALESCE(e.total, 0)",
                     limit,
                 ),
@@ -85,9 +93,10 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             "lot = its moves",
             _rows(
                 tx,
-                "SELECT l.id, l.remaining, COALESCE(SUM(mv.points), 0) FROM lots l LEFT JOIN "
-                "lot_moves mv ON mv.lot_id = l.id GROUP BY l.id, l.remaining "
-                "HAVING l.remaining != COALESCE(SUM(mv.points), 0)",
+                "SELECT l.id, l.remaining, COALESCE(SUM(mv.points), 0) + COALESCE(a.points, 0) "
+                "FROM lots l LEFT JOIN lot_moves mv ON mv.lot_id = l.id LEFT JOIN archived_lots "
+                "a ON a.lot_id = l.id GROUP BY l.id, l.remaining, a.points "
+                "HAVING l.remaining != COALESCE(SUM(mv.points), 0) + COALESCE(a.points, 0)",
                 limit,
             ),
             "lot {0}: remaining {1}, moves add up to {2}",
@@ -106,10 +115,15 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             "applied_through contiguous",
             _rows(
                 tx,
-                "SELECT d.device, d.applied_through, COUNT(r.seq), COALESCE(MAX(r.seq), 0) "
-                "FROM devices d LEFT JOIN records r ON r.device = d.device GROUP BY d.device, "
-                "d.applied_through HAVING COUNT(r.seq) != d.applied_through OR "
-                "COALESCE(MAX(r.seq), 0) != d.applied_through",
+                "SELECT d.device, d.applied_through, COUNT(r.seq) + COALESCE(ac.records, 0), "
+                "COALESCE(MAX(r.seq), ac.through_seq, 0) FROM devices d LEFT JOIN "
+                "archived_chains ac ON ac.device = d.device LEFT JOIN records r ON r.device = "
+                "d.device GROUP BY d.device, d.applied_through, ac.records, ac.through_seq "
+                "HAVING COUNT(r.seq) + COALESCE(ac.records, 0) != d.applied_through OR "
+                "COALESCE(MAX(r.seq), ac.through_seq, 0) != d.applied_through OR "
+                "COALESCE(MIN(r.seq), COALESCE(ac.through_seq, 0) + 1) != "
+                "COALESCE(ac.through_seq, 0) + 1 OR COALESCE(ac.records, 0) != "
+                "COALESCE(ac.through_seq, 0)",
                 limit,
             ),
             "device {0}: applied_through {1}, {2} records, highest seq {3}",
@@ -119,8 +133,10 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             _rows(
                 tx,
                 "SELECT r.device, r.seq FROM records r LEFT JOIN records p ON p.device = "
-                "r.device AND p.seq = r.seq - 1 WHERE (r.seq = 1 AND r.prev != ?) OR "
-                "(r.seq > 1 AND (p.hash IS NULL OR p.hash != r.prev))".replace("?", _zero(tx)),
+                "r.device AND p.seq = r.seq - 1 LEFT JOIN archived_chains ac ON ac.device = "
+                "r.device AND ac.through_seq = r.seq - 1 WHERE (r.seq = 1 AND r.prev != ?) OR "
+                "(r.seq > 1 AND COALESCE(p.hash, ac.last_hash) IS NULL) OR (r.seq > 1 AND "
+                "COALESCE(p.hash, ac.last_hash) != r.prev)".replace("?", _zero(tx)),
                 limit,
             ),
             "device {0} seq {1}: prev is not the previous record's hash",
@@ -129,8 +145,11 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             "last hash",
             _rows(
                 tx,
-                "SELECT d.device FROM devices d JOIN records r ON r.device = d.device AND "
-                "r.seq = d.applied_through WHERE d.last_hash IS NULL OR d.last_hash != r.hash",
+                "SELECT d.device FROM devices d LEFT JOIN records r ON r.device = d.device AND "
+                "r.seq = d.applied_through LEFT JOIN archived_chains ac ON ac.device = "
+                "d.device AND ac.through_seq = d.applied_through WHERE COALESCE(r.hash, "
+                "ac.last_hash) IS NOT NULL AND (d.last_hash IS NULL OR d.last_hash != "
+                "COALESCE(r.hash, ac.last_hash))",
                 limit,
             ),
             "device {0}: last_hash is not its last applied record's hash",
@@ -189,6 +208,7 @@ def check(db: Database, limit: int = 20) -> tuple[list[Failure], dict[str, int]]
             ("quarantine", "SELECT COUNT(*) FROM quarantine"),
             ("admitted", "SELECT COUNT(*) FROM admitted"),
             ("alerts", "SELECT COUNT(*) FROM alerts"),
+            ("archived months", "SELECT COUNT(*) FROM archived_months"),
         ):
             stats[name] = int(tx.one(sql)[0])
         return out, stats
@@ -207,10 +227,14 @@ def _daily(tx: Tx, limit: int) -> list[Failure]:
     not name the tier their member held)."""
     want = recompute(tx)
     out: list[Failure] = []
+    cut = archived_through(tx)
+    if cut is not None:  # days with archived sales were checked before they were archived
+        want = want.after(cut)
     have_sales = {
         (str(r[0]), str(r[1]), int(r[2]), int(r[3])): [int(x) for x in r[4:]]
         for r in tx.all(
             f"SELECT tenant, store, day, member, {', '.join(DAILY_COLUMNS)} FROM sales_daily"
+            + _after(cut, "day")
         )
     }
     out += _compare("daily sales = records", want.sales, have_sales, len(DAILY_COLUMNS), limit)
@@ -227,7 +251,7 @@ def _daily(tx: Tx, limit: int) -> list[Failure]:
             (str(r[0]), str(r[1]), int(r[2]), str(r[3])): [int(x) for x in r[4:]]
             for r in tx.all(
                 f"SELECT tenant, store, {have_key}, category, {_sums(CATEGORY_COLUMNS)} FROM "
-                f"{table} GROUP BY tenant, store, {have_key}, category"
+                f"{table}{_after(cut, have_key)} GROUP BY tenant, store, {have_key}, category"
             )
         }
         name = "daily" if table.endswith("daily") else "monthly"
@@ -241,6 +265,7 @@ def _daily(tx: Tx, limit: int) -> list[Failure]:
             (str(r[0]), int(r[1]), str(r[2]), str(r[3])): [int(x) for x in r[4:]]
             for r in tx.all(
                 f"SELECT tenant, {have_key}, sku, category, {', '.join(SKU_COLUMNS)} FROM {table}"
+                + _after(cut, have_key)
             )
         }
         name = "daily" if table.endswith("daily") else "monthly"
@@ -255,8 +280,15 @@ def _daily(tx: Tx, limit: int) -> list[Failure]:
     }
     rows = tx.all("SELECT tenant, day, points FROM points_expired_daily")
     have_exp = {(str(r[0]), int(r[1])): [int(r[2])] for r in rows}
+    if cut is not None:
+        have_exp = {k: v for k, v in have_exp.items() if k[1] > cut}
+        want_exp = {k: v for k, v in want_exp.items() if k[1] > cut}
     out += _compare("points expired per day = expiry journals", want_exp, have_exp, 1, limit)
     return out
+
+
+def _after(cut: int | None, key: str) -> str:
+    return "" if cut is None else f" WHERE {key} > {int(cut)}"
 
 
 def _sums(cols: tuple[str, ...]) -> str:

@@ -136,6 +136,17 @@ class DailyBook:
                 for i, v in enumerate(sku_fig):
                     srow[i] += v
 
+    def after(self, cut: int) -> DailyBook:
+        """The figures of the days after ``cut`` (and of the months that start after it):
+        the records of days up to ``cut`` are archived, so only these can be recomputed."""
+        out = DailyBook()
+        out.sales = {k: v for k, v in self.sales.items() if k[2] > cut}
+        out.categories = {k: v for k, v in self.categories.items() if k[2] > cut}
+        out.category_months = {k: v for k, v in self.category_months.items() if k[2] > cut}
+        out.skus = {k: v for k, v in self.skus.items() if k[1] > cut}
+        out.sku_months = {k: v for k, v in self.sku_months.items() if k[1] > cut}
+        return out
+
     def flush(self, tx: Tx) -> None:
         """Add the batch's figures to the tables (one upsert per row touched)."""
         _upsert(tx, "sales_daily", ("tenant", "store", "day", "member"), DAILY_COLUMNS,
@@ -181,14 +192,27 @@ def recompute(tx: Tx) -> DailyBook:
     return book
 
 
+def archived_through(tx: Tx) -> int | None:
+    """The last day with archived sales (``archived_months.last_day``); None: none."""
+    row = tx.one("SELECT MAX(last_day) FROM archived_months")
+    return None if row[0] is None else int(row[0])
+
+
 def rebuild(tx: Tx) -> dict[str, int]:
     """Replace the daily tables by their recomputation (a ledger from before a table
-    existed, or one ``ledger check`` found wrong); rows written per table."""
+    existed, or one ``ledger check`` found wrong); rows written per table.  Once months
+    are archived only the days (and months) after the last archived day are rebuilt: the
+    rows before it are all that is left of the archived sales."""
     book = recompute(tx)
+    cut = archived_through(tx)
+    if cut is not None:
+        book = book.after(cut)
     counts = {"sales_daily": len(book.sales), "category_daily": len(book.categories),
               "sku_daily": len(book.skus), "category_monthly": len(book.category_months),
               "sku_monthly": len(book.sku_months)}  # fmt: skip
     for table in counts:
-        tx.execute(f"DELETE FROM {table}")
+        key = "month" if table.endswith("monthly") else "day"
+        where = "" if cut is None else f" WHERE {key} > {cut}"
+        tx.execute(f"DELETE FROM {table}{where}")
     book.flush(tx)
     return counts

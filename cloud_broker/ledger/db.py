@@ -36,6 +36,8 @@ from edge.errors import ConfigError, LedgerError
 log = logging.getLogger("cloud_broker.db")
 
 T = TypeVar("T")
+#: a migration: SQL (statements split at ";"), each dialect's statements, or a function
+Migration = str | dict[str, list[str]] | Callable[["Tx", int], None]
 
 _DIALECT_TOKENS = {
     "sqlite": {"id": "INTEGER PRIMARY KEY", "blob": "BLOB", "bigint": "INTEGER"},
@@ -267,7 +269,7 @@ class Database:
         """One query in a read-only transaction."""
         return self.run(lambda tx: tx.all(sql, params), write=False)
 
-    def migrate(self, migrations: Sequence[str | dict[str, list[str]]]) -> int:
+    def migrate(self, migrations: Sequence[Migration]) -> int:
         """Apply the migrations not applied yet; returns the schema version."""
         tokens = _DIALECT_TOKENS[self.dialect]
 
@@ -285,11 +287,18 @@ class Database:
             for v in range(done, len(migrations)):
                 m = migrations[v]
                 # a string: statements split at ";"; a dict: each dialect's own statements,
-                # whole (trigger bodies hold ";" of their own)
+                # whole (trigger bodies hold ";" of their own); a function: code that reads
+                # the ledger to decide (the transaction and the time)
+                if callable(m):
+                    m(tx, int(time.time() * 1000))
                 stmts = (
-                    m.format(**tokens).split(";")
-                    if isinstance(m, str)
-                    else [x.format(**tokens) for x in m[self.dialect]]
+                    []
+                    if callable(m)
+                    else (
+                        m.format(**tokens).split(";")
+                        if isinstance(m, str)
+                        else [x.format(**tokens) for x in m[self.dialect]]
+                    )
                 )
                 for stmt in stmts:
                     if stmt.strip():

@@ -4,7 +4,64 @@ Tokens: ``{id}`` an auto-increment primary key, ``{blob}`` bytes, ``{bigint}`` a
 integer.  docs/ledger.md explains the tables.
 """
 
-MIGRATIONS: list[str | dict[str, list[str]]] = [
+from cloud_broker.ledger.db import Migration, Tx
+from cloud_broker.ledger.partitions import partition_ledger
+
+
+def _months(tx: Tx, now_ms: int) -> None:
+    """18: months.  The archive's tables (what a month took away: its file and counts, the
+    balances, lot moves and chain ends it carried forward); each device's ``applied_at``
+    (its records' times kept in seq order, see cloud_broker.ledger.partitions); entries and
+    lot moves carry their journal's ``at``.  On PostgreSQL the four large tables become
+    partitioned by month (a copy of each, once)."""
+    blob = "BYTEA" if tx.dialect == "postgresql" else "BLOB"
+    for stmt in (
+        """CREATE TABLE archived_months (
+            month INTEGER PRIMARY KEY,
+            label TEXT NOT NULL,
+            lo BIGINT NOT NULL,
+            hi BIGINT NOT NULL,
+            file TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            bytes BIGINT NOT NULL,
+            records BIGINT NOT NULL,
+            journals BIGINT NOT NULL,
+            entries BIGINT NOT NULL,
+            lot_moves BIGINT NOT NULL,
+            admitted BIGINT NOT NULL,
+            last_day INTEGER,
+            archived_at BIGINT NOT NULL,
+            actor TEXT NOT NULL
+        )""",
+        """CREATE TABLE archived_balances (
+            account TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            amount BIGINT NOT NULL,
+            PRIMARY KEY (account, unit)
+        )""",
+        "CREATE TABLE archived_lots (lot_id BIGINT PRIMARY KEY, points BIGINT NOT NULL)",
+        f"""CREATE TABLE archived_chains (
+            device TEXT PRIMARY KEY,
+            through_seq BIGINT NOT NULL,
+            last_hash {blob} NOT NULL,
+            records BIGINT NOT NULL
+        )""",
+        "ALTER TABLE devices ADD COLUMN applied_at BIGINT NOT NULL DEFAULT 0",
+        "UPDATE devices SET applied_at = COALESCE((SELECT MAX(received_at) FROM records r "
+        "WHERE r.device = devices.device), 0)",
+    ):
+        tx.execute(stmt)
+    if tx.dialect == "postgresql":
+        partition_ledger(tx, now_ms)
+        return
+    for table in ("entries", "lot_moves"):
+        tx.execute(f"ALTER TABLE {table} ADD COLUMN at BIGINT NOT NULL DEFAULT 0")
+        tx.execute(
+            f"UPDATE {table} SET at = (SELECT j.at FROM journals j WHERE j.id = {table}.journal_id)"
+        )
+
+
+MIGRATIONS: list[Migration] = [
     # 1: registry, records, the double-entry ledger, lots, members, quarantine, alerts,
     #    the reconciled stream outbox
     """
@@ -810,4 +867,5 @@ MIGRATIONS: list[str | dict[str, list[str]]] = [
     # overdraft lot, if any (reading every open lot of every member in a batch grew with
     # each member's history: a third of the reconciler's time on a busy ledger)
     "CREATE INDEX lots_overdraft ON lots (member) WHERE kind = 'overdraft'",
+    _months,
 ]

@@ -226,14 +226,16 @@ class Reconciler:
 
     # -- step 2: apply -------------------------------------------------------------------
 
-    def apply(self, screened: Screened) -> Outcome:
-        now = int(time.time() * 1000)
+    def apply(self, screened: Screened, now_ms: int | None = None) -> Outcome:
+        """Apply a screened batch in one transaction; ``now_ms``: head office's time for
+        it (default: the clock)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
         return self.db.run(
             lambda tx: _Apply(self, tx, now).run(screened.verified, screened.refused)
         )
 
-    def process(self, batch: list[Incoming]) -> Outcome:
-        return self.apply(self.screen(batch))
+    def process(self, batch: list[Incoming], now_ms: int | None = None) -> Outcome:
+        return self.apply(self.screen(batch), now_ms)
 
     def retry_parked(self) -> Outcome:
         """Apply held records that were waiting for a rules bundle head office now has
@@ -310,10 +312,11 @@ class _Apply(Postings):
         spenders: set[str] = set()
         for d in devices:
             row = tx.one(
-                "SELECT status, revoked_after_seq, applied_through, last_hash, tenant, store "
-                "FROM devices WHERE device = ?",
+                "SELECT status, revoked_after_seq, applied_through, last_hash, tenant, store, "
+                "applied_at FROM devices WHERE device = ?",
                 (d,),
             )
+            self._not_before(int(row[6]))
             applied = int(row[2])
             cutoff = self.cutoff[d] = last_accepted(row[0], row[1])
             tenant = self.out.tenants[d] = str(row[4])
@@ -437,6 +440,14 @@ class _Apply(Postings):
         self.refuse(msg, d, seq, "revoked", _revoked_reason(d, cutoff), True)
         return True
 
+    def _not_before(self, applied_at: int) -> None:
+        """The batch's time is at least each of its devices' last: a device's records keep
+        their times in seq order (another reconciler's batch that took its time first, or
+        a clock stepped back), so a month holds a contiguous run of every chain
+        (cloud_broker.ledger.partitions)."""
+        if applied_at > self.now:
+            self.now = self.books.now = applied_at
+
     # -- per device ---------------------------------------------------------------------
 
     def device(
@@ -482,9 +493,9 @@ class _Apply(Postings):
             applied, last_hash = self.drain(d, applied, last_hash, held)
         applied, last_hash = self.drain(d, applied, last_hash, held)
         tx.execute(
-            "UPDATE devices SET applied_through = ?, last_hash = ?, last_seen_at = ? "
-            "WHERE device = ?",
-            (applied, last_hash, self.now, d),
+            "UPDATE devices SET applied_through = ?, last_hash = ?, last_seen_at = ?, "
+            "applied_at = ? WHERE device = ?",
+            (applied, last_hash, self.now, self.now, d),
         )
         self.out.acks[d] = (applied, last_hash if applied else None)
         later = [s for s in held if s > applied]

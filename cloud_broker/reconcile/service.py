@@ -44,7 +44,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from cloud_broker.ledger import rulebooks
+from cloud_broker.ledger import partitions, rulebooks
 from cloud_broker.ledger.db import Database, Tx, chunks, marks
 from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.reconcile.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
@@ -553,6 +553,9 @@ class Service:
                 self._retry_parked()
         if now - self._last_expiry >= self.cfg.expiry_interval:
             self._last_expiry = now
+            made = self.db.run(lambda tx: partitions.ensure(tx, int(time.time() * 1000)))
+            if made:  # PostgreSQL: the coming months' partitions, made ahead of them
+                log.info("made ledger partitions %s", ", ".join(made))
             expired = run_expiry(self.db, self.rs, utc_offset_min=self.cfg.utc_offset_min)
             if expired:
                 log.info("expired %d points of %d members", sum(expired.values()), len(expired))

@@ -31,8 +31,15 @@ class HO:
         for t in terms:
             registry.register(self.db, t.device, t.identity.tenant, t.identity.store, t.public_key)
 
-    def feed(self, t: Terminal, recs: Sequence[Record], topic: str | None = None) -> Outcome:
-        return self.rc.process([Incoming(topic or t.topic, r.raw) for r in recs])
+    def feed(
+        self,
+        t: Terminal,
+        recs: Sequence[Record],
+        topic: str | None = None,
+        now_ms: int | None = None,
+    ) -> Outcome:
+        """Apply ``recs`` as one batch; ``now_ms``: head office's time (default: now)."""
+        return self.rc.process([Incoming(topic or t.topic, r.raw) for r in recs], now_ms)
 
     def raw(self, topic: str, *data: bytes) -> Outcome:
         return self.rc.process([Incoming(topic, d) for d in data])
