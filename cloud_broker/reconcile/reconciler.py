@@ -463,7 +463,8 @@ class _Apply(Postings):
             if seq <= applied:
                 known = self.in_batch.get((d, seq))
                 h = known[0] if known else self._stored_hash(d, seq)
-                if h == rec.hash:
+                if h == rec.hash or (h is None and self._archived(d, seq)):
+                    # (an archived month's record cannot be compared, nor applied again)
                     self.out.duplicates += 1
                 else:
                     self.conflict(
@@ -567,6 +568,10 @@ class _Apply(Postings):
                 break
             applied, last_hash = rec.seq, h.hash
         return applied, last_hash
+
+    def _archived(self, d: str, seq: int) -> bool:
+        row = self.tx.one("SELECT through_seq FROM archived_chains WHERE device = ?", (d,))
+        return row is not None and seq <= int(row[0])
 
     def _stored_hash(self, d: str, seq: int) -> bytes | None:
         row = self.tx.one("SELECT hash FROM records WHERE device = ? AND seq = ?", (d, seq))

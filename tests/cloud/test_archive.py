@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,9 +79,7 @@ def test_a_month_archived_keeps_balances_chains_and_the_check(
     assert ho.one("SELECT MIN(received_at) FROM records") >= B.lo
     assert ho.one("SELECT COUNT(*) FROM journals WHERE at < ?", (A.hi,)) == 0
     assert {m: ho.member(m) for m in (ALI, SARA)} == before  # balances do not move
-    assert ho.q("SELECT device, through_seq, records FROM archived_chains") == [
-        (pos.device, 5, 5)
-    ]
+    assert ho.q("SELECT device, through_seq, records FROM archived_chains") == [(pos.device, 5, 5)]
     assert ho.check() == []  # balances, lots and chains through what was carried forward
     row = ho.q("SELECT label, file, sha256, records, actor FROM archived_months")
     assert row == [("1404-01", done.path.name, done.sha256, 5, "tester")]
@@ -99,6 +98,21 @@ def test_a_month_archived_keeps_balances_chains_and_the_check(
     assert ho.check() == []
     assert {m: ho.member(m)[0] for m in (ALI, SARA)} == {ALI: before[ALI][0] + 3,
                                                            SARA: before[SARA][0]}  # fmt: skip
+
+
+def test_a_replayed_record_of_an_archived_month_is_a_duplicate(
+    ho: HO, pos: Terminal, tmp_path: Path
+) -> None:
+    """A terminal restored from an old backup sends last year's records again: they are
+    acknowledged as duplicates, not quarantined as conflicts nor applied twice."""
+    fed = _sell(ho, pos)
+    archive.archive_month(ho.db, A, tmp_path, "t", now_ms=NOW)
+    points = ho.member(ALI)[0]
+    out = ho.feed(pos, fed["a"][:3], now_ms=NOW)
+    assert out.duplicates == 3 and out.applied == 0
+    assert ho.one("SELECT COUNT(*) FROM quarantine") == 0
+    assert ho.member(ALI)[0] == points
+    assert ho.check() == []
 
 
 def test_the_check_still_finds_a_carried_balance_that_is_wrong(
@@ -139,9 +153,7 @@ def test_what_archiving_refuses(ho: HO, pos: Terminal, tmp_path: Path) -> None:
     assert ho.check() == []
 
 
-def test_a_damaged_or_forged_archive_does_not_verify(
-    ho: HO, pos: Terminal, tmp_path: Path
-) -> None:
+def test_a_damaged_or_forged_archive_does_not_verify(ho: HO, pos: Terminal, tmp_path: Path) -> None:
     _sell(ho, pos)
     done = archive.archive_month(ho.db, A, tmp_path, "t", now_ms=NOW)
     data = done.path.read_bytes()
@@ -154,7 +166,7 @@ def test_a_damaged_or_forged_archive_does_not_verify(
 
     cut = tmp_path / "cut.cbor.gz"
     cut.write_bytes(gzip.compress(gzip.decompress(data)[:-40]))
-    with pytest.raises(ArchiveError, match="cut short|no trailer"):
+    with pytest.raises(ArchiveError, match=r"cut short|no trailer"):
         archive.verify(cut)
 
     # a record's bytes changed and the file re-made whole: hash, then signature, refuse it
@@ -174,7 +186,7 @@ def test_a_damaged_or_forged_archive_does_not_verify(
     assert "بایگانی" in e.value.fa
 
 
-def pos_records(ho: HO, path: Path) -> list[tuple[object, ...]]:
+def pos_records(ho: HO, path: Path) -> list[tuple[Any, ...]]:
     _, _, chunks = archive.read(path)
     return [tuple(r) for t, rows in chunks if t == "records" for r in rows]
 
@@ -241,8 +253,9 @@ def test_postgresql_keeps_each_month_in_its_partitions(
     assert ho.check() == []
 
 
-def test_postgresql_rows_without_a_partition_wait_in_default_until_ensure(ho: HO,
-                                                                           pos: Terminal) -> None:  # fmt: skip
+def test_postgresql_rows_without_a_partition_wait_in_default_until_ensure(
+    ho: HO, pos: Terminal
+) -> None:
     if ho.db.dialect != "postgresql":
         pytest.skip("partitions are PostgreSQL's")
     far = Month(1420, 7)  # no partition made for it
@@ -305,9 +318,13 @@ def _back_to_17(tx: object) -> None:
     assert isinstance(tx, Tx)
     pg = tx.dialect == "postgresql"
     if pg:  # rebuild each partitioned table as a plain one
-        for table, cols in (("records", "*"), ("journals", "*"),
-                            ("entries", "journal_id, account, unit, amount"),
-                            ("lot_moves", "id, journal_id, lot_id, points, ref_journal")):  # fmt: skip
+        plain = (
+            ("records", "*"),
+            ("journals", "*"),
+            ("entries", "journal_id, account, unit, amount"),
+            ("lot_moves", "id, journal_id, lot_id, points, ref_journal"),
+        )
+        for table, cols in plain:
             tx.execute(f"CREATE TABLE {table}_plain AS SELECT {cols} FROM {table}")
             tx.execute(f"DROP TABLE {table}")
             tx.execute(f"ALTER TABLE {table}_plain RENAME TO {table}")
