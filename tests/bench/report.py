@@ -141,6 +141,14 @@ SECTIONS: dict[str, tuple[str, str]] = {
         "with a 30-day refund window.  Sizes are the database and its WAL; 'without "
         "retention' is the first 30 days' growth kept for a year.",
     ),
+    "test_bench_archive": (
+        "Ledger months",
+        "30,000 sales from 20 terminals over three months of head office's clock, applied "
+        "by the reconciler; the ledger is given schema 17's shape and migrated (on "
+        "PostgreSQL: the four large tables rebuilt as monthly partitions), then the first "
+        "month is archived (the timed part: file written and read back, rows forgotten), "
+        "its file verified with every signature, and `ledger check` run.",
+    ),
     "test_bench_devices": (
         "Devices through a pseudo-terminal",
         "Card tap to UID for the PN532 (115200 baud) and the RDM6300 (9600 baud), and a "
