@@ -102,6 +102,7 @@ class MemberState:
     spend_delta: dict[int, int] = field(default_factory=dict)
     dirty: bool = False
     anniversary_claimed: int = 0  # the Jalali year of the last anniversary gift
+    referred_by: str | None = None  # who referred them (cloud_broker.ledger.referrals)
 
 
 @dataclass(slots=True)
@@ -149,8 +150,8 @@ class Books:
         for part in chunks(todo):
             for row in self.tx.all(
                 "SELECT member, tenant, points, wallet, tier, visits, "
-                "birthday, birthday_claimed, version, device_seqs, anniversary_claimed FROM "
-                f"members WHERE member IN ({marks(len(part))})",
+                "birthday, birthday_claimed, version, device_seqs, anniversary_claimed, "
+                f"referred_by FROM members WHERE member IN ({marks(len(part))})",
                 part,
             ):
                 self.members[row[0]] = MemberState(
@@ -165,6 +166,7 @@ class Books:
                     int(row[8]),
                     json.loads(row[9]),
                     anniversary_claimed=int(row[10]),
+                    referred_by=row[11],
                 )
             for r in self.tx.all(
                 f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
@@ -576,12 +578,20 @@ class Books:
             ms.spend_delta = {}
             ms.dirty = False
         tx.update_by_key("members", "member", _MEMBER_COLUMNS, rows)
-        tx.executemany(
-            "UPDATE members SET first_day = CASE WHEN first_day IS NULL OR first_day > ? THEN "
-            "? ELSE first_day END, last_day = CASE WHEN last_day IS NULL OR last_day < ? THEN "
-            "? ELSE last_day END WHERE member = ?",
-            bought,
-        )
+        if tx.dialect == "postgresql" and len(bought) > 8:  # one statement, not one a member
+            tx.execute(
+                "UPDATE members AS t SET first_day = LEAST(COALESCE(t.first_day, u.lo), u.lo), "
+                "last_day = GREATEST(COALESCE(t.last_day, u.hi), u.hi) FROM unnest(?::int[], "
+                "?::int[], ?::text[]) AS u(lo, hi, k) WHERE t.member = u.k",
+                ([b[0] for b in bought], [b[2] for b in bought], [b[4] for b in bought]),
+            )
+        else:
+            tx.executemany(
+                "UPDATE members SET first_day = CASE WHEN first_day IS NULL OR first_day > ? "
+                "THEN ? ELSE first_day END, last_day = CASE WHEN last_day IS NULL OR last_day < "
+                "? THEN ? ELSE last_day END WHERE member = ?",
+                bought,
+            )
         tx.executemany(
             "INSERT INTO tier_changes (member, day, from_tier, to_tier, up) VALUES (?, ?, ?, ?, ?)",
             moved,

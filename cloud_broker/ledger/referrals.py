@@ -31,7 +31,8 @@ def normal(code: str) -> str:
 
 
 def ensure_codes(tx: Tx, members: list[str]) -> None:
-    """Give a code to each of ``members`` that has none yet."""
+    """Give a code to each of ``members`` that has none yet (a batch's members together:
+    one query for clashes, one statement to write them)."""
     for part in chunks(members):
         todo = [
             str(r[0])
@@ -41,12 +42,28 @@ def ensure_codes(tx: Tx, members: list[str]) -> None:
                 part,
             )
         ]
-        for m in todo:
-            for _ in range(8):  # a clash is one in billions: try another
-                code = new_code()
-                if tx.one("SELECT 1 FROM members WHERE referral_code = ?", (code,)) is None:
-                    tx.execute("UPDATE members SET referral_code = ? WHERE member = ?", (code, m))
-                    break
+        codes = {m: new_code() for m in todo}
+        for _ in range(8):  # a clash is one in billions: try another
+            mine = list(codes.values())
+            taken = {
+                str(r[0])
+                for r in tx.all(
+                    f"SELECT referral_code FROM members WHERE referral_code IN "
+                    f"({marks(len(mine))})",
+                    mine,
+                )
+            } if mine else set()  # fmt: skip
+            twice = {c for c in mine if mine.count(c) > 1}
+            clash = [m for m, c in codes.items() if c in taken or c in twice]
+            if not clash:
+                break
+            for m in clash:
+                codes[m] = new_code()
+        else:
+            codes = {m: c for m, c in codes.items() if m not in clash}  # left for next time
+        tx.update_by_key(
+            "members", "member", [("referral_code", "text")], [(c, m) for m, c in codes.items()]
+        )
 
 
 def referrer(tx: Tx, code: str) -> str | None:
@@ -77,14 +94,14 @@ def remember(tx: Tx, member: str, code: str) -> tuple[str, str] | None:
     return None
 
 
-def due(tx: Tx, member: str) -> str | None:
-    """The referrer to reward with ``member``'s first sale, if any and not rewarded yet."""
-    row = tx.one("SELECT referred_by FROM members WHERE member = ?", (member,))
-    if row is None or row[0] is None:
+def due(tx: Tx, member: str, referred_by: str | None) -> str | None:
+    """The referrer to reward with ``member``'s first sale, if any and not rewarded yet;
+    ``referred_by``: the member's row's (read with the member)."""
+    if referred_by is None:
         return None
     if tx.one("SELECT 1 FROM referral_rewards WHERE referee = ?", (member,)):
         return None
-    who = str(row[0])
+    who = referred_by
     for _ in range(4):  # a referrer merged into another member since: that one is rewarded
         into = tx.one("SELECT merged_into FROM members WHERE member = ?", (who,))
         if into is None or into[0] is None:

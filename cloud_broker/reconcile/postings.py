@@ -74,7 +74,7 @@ class Postings:
     def referral(self, ms: MemberState, tenant: str, day: int) -> None:
         """The new member's first sale: both they and whoever referred them get the
         programme's referral points, once (cloud_broker.ledger.referrals)."""
-        who = referrals.due(self.tx, ms.member)
+        who = referrals.due(self.tx, ms.member, ms.referred_by)
         pol = self.rs.policy
         to_referrer = int(pol.get("referral_referrer_points", 0))
         to_referee = int(pol.get("referral_referee_points", 0))
@@ -246,7 +246,9 @@ class Postings:
         code = extra.get(R.EN_REFERRAL)
         if isinstance(code, str) and code:
             why = referrals.remember(self.tx, ms.member, code)
-            if why is not None:
+            if why is None:  # the member's first sale rewards them (referral())
+                ms.referred_by = referrals.referrer(self.tx, code)
+            else:
                 self.books.alert("warning", "referral_refused", why[0], ms.member, None, None)
         bday = extra.get(R.EN_BIRTHDAY)
         if isinstance(bday, str) and not ms.birthday:

@@ -335,3 +335,18 @@ def test_a_refund_of_another_tenants_sale_is_a_refund_without_sale(
     )
     assert [x[2] for x in lots(ho, ALI)] == [700, 300]  # a new lot, not otherchain's draw
     assert ho.check() == []
+
+
+def test_first_and_last_day_of_many_members_in_one_batch(ho: HO, pos: Terminal) -> None:
+    """Members' first and last days with a sale only widen, also when a batch carries many
+    members (PostgreSQL writes them in one statement)."""
+    phones = [f"+98912000{i:04d}" for i in range(20)]
+    pos.time.to_day(DAY0 + 5)
+    ho.feed(pos, [pos.sale(p) for p in phones])
+    pos.time.to_day(DAY0 + 2)  # an offline sale from earlier arrives later
+    early = [pos.sale(p) for p in phones[:10]]
+    pos.time.to_day(DAY0 + 9)
+    ho.feed(pos, [*early, *(pos.sale(p) for p in phones[5:])])
+    days = {r[0]: (r[1], r[2]) for r in ho.q("SELECT member, first_day, last_day FROM members")}
+    for i, p in enumerate(phones):
+        assert days[p] == (DAY0 + 2 if i < 10 else DAY0 + 5, DAY0 + 9 if i >= 5 else DAY0 + 5)

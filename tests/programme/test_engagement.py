@@ -107,6 +107,32 @@ def test_a_referral_rewards_both_once(ho: HO, pos: Terminal) -> None:
     assert ho.check() == []
 
 
+def test_a_referral_named_at_enrolment_rewards_a_first_sale_in_the_same_batch(
+    ho: HO, pos: Terminal
+) -> None:
+    """The reconciler reads who referred a member with the member's row; an enrolment that
+    names the referrer and the first sale in one batch still rewards both."""
+    _referral_rules(ho)
+    ho.feed(pos, [pos.sale(ALI, earned=10, rules_version=2)])
+    code = ho.one("SELECT referral_code FROM members WHERE member = ?", (ALI,))
+    enrol = pos.outbox.commit(
+        "enroll", {R.K_EXTRA: {R.EN_HOW: "phone", R.EN_REF: REZA, R.EN_REFERRAL: code}},
+        member=R.member_field("phone", REZA),
+    )  # fmt: skip
+    ho.feed(pos, [enrol, pos.sale(REZA, earned=20, rules_version=2)])
+    assert ho.member(REZA)[0] == 20 + 150
+    assert ho.member(ALI)[0] == 10 + 400
+    assert ho.check() == []
+
+
+def test_many_new_members_in_a_batch_get_distinct_codes(ho: HO, pos: Terminal) -> None:
+    phones = [f"+98912000{i:04d}" for i in range(40)]
+    ho.feed(pos, [pos.sale(p, earned=1) for p in phones])
+    codes = [r[0] for r in ho.q("SELECT referral_code FROM members ORDER BY member")]
+    assert len(codes) == 40 and len(set(codes)) == 40
+    assert all(c and len(c) == 7 for c in codes)
+
+
 def test_a_support_agent_names_the_referrer_of_a_new_member(ho: HO, pos: Terminal) -> None:
     _referral_rules(ho)
     ho.feed(pos, [pos.sale(ALI, earned=10, rules_version=2), pos.enroll(REZA)])
