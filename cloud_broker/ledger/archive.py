@@ -331,14 +331,18 @@ def _preconditions(tx: Tx, m: Month, now_ms: int, keep_months: int) -> None:
             f"{m.label} {open_tax} صورتحساب مالیاتی نهایی‌نشده دارد: نخست آن‌ها را بفرستید یا "
             "تعیین تکلیف کنید",
         )
-    late = tx.all(
-        f"SELECT a.device FROM (SELECT device, MAX(seq) AS s FROM records WHERE "
-        f"received_at < {m.hi} GROUP BY device) a JOIN (SELECT device, MIN(seq) AS s FROM "
-        f"records WHERE received_at >= {m.hi} GROUP BY device) b ON b.device = a.device "
-        "WHERE b.s < a.s ORDER BY a.device LIMIT 5"
-    )
+    late = []  # each device's records of the month are a prefix of what is left of its chain
+    for d, top in tx.all(
+        f"SELECT device, MAX(seq) FROM records WHERE {_between('received_at', m)} "
+        "GROUP BY device ORDER BY device"
+    ):
+        if tx.one(
+            f"SELECT 1 FROM records WHERE device = ? AND seq < ? AND received_at >= {m.hi} LIMIT 1",
+            (d, top),
+        ):
+            late.append((d,))
     if late:
-        names = ", ".join(str(r[0]) for r in late)
+        names = ", ".join(str(r[0]) for r in late[:5])
         raise _refuse(
             f"records of {names} in {m.label} are not a prefix of their chains (a later "
             "month holds an earlier seq): not archived",

@@ -154,6 +154,19 @@ def test_what_archiving_refuses(ho: HO, pos: Terminal, tmp_path: Path) -> None:
     assert ho.check() == []
 
 
+def test_a_month_that_is_not_a_prefix_of_a_chain_is_refused(
+    ho: HO, pos: Terminal, tmp_path: Path
+) -> None:
+    """A ledger from before ``applied_at`` may hold a device's record stamped after a later
+    one (two reconcilers at a month's end): archiving would cut its chain, so it refuses."""
+    _sell(ho, pos)
+    ho.db.run(lambda tx: tx.execute(
+        "UPDATE records SET received_at = ? WHERE seq = 3", (B.lo + 1,)))  # fmt: skip
+    with pytest.raises(ArchiveError, match="not a prefix of their chains") as e:
+        archive.archive_month(ho.db, A, tmp_path, "t", now_ms=NOW)
+    assert pos.device in str(e.value) and "زنجیره" in e.value.fa
+
+
 def test_a_damaged_or_forged_archive_does_not_verify(ho: HO, pos: Terminal, tmp_path: Path) -> None:
     _sell(ho, pos)
     done = archive.archive_month(ho.db, A, tmp_path, "t", now_ms=NOW)
