@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from cloud_broker.ledger.db import Tx
 from edge.core import jalali
+from edge.errors import LedgerError
 
 TEHRAN_OFFSET_MS = 210 * 60 * 1000  # Iran has kept +03:30 all year since 2022
 
@@ -170,10 +171,12 @@ _COLUMNS = {
 _COPY = {
     "records": "SELECT * FROM records_old",
     "journals": "SELECT * FROM journals_old",
-    "entries": "SELECT e.journal_id, e.account, e.unit, e.amount, j.at FROM entries_old e "
-    "JOIN journals j ON j.id = e.journal_id",
-    "lot_moves": "SELECT m.id, m.journal_id, m.lot_id, m.points, m.ref_journal, j.at FROM "
-    "lot_moves_old m JOIN journals j ON j.id = m.journal_id",
+    # (a row whose journal is missing, which ledger check would name, is kept: at 0, in
+    # the default partition)
+    "entries": "SELECT e.journal_id, e.account, e.unit, e.amount, COALESCE(j.at, 0) FROM "
+    "entries_old e LEFT JOIN journals j ON j.id = e.journal_id",
+    "lot_moves": "SELECT m.id, m.journal_id, m.lot_id, m.points, m.ref_journal, "
+    "COALESCE(j.at, 0) FROM lot_moves_old m LEFT JOIN journals j ON j.id = m.journal_id",
 }
 _INDEXES = {
     "records": [
@@ -233,6 +236,10 @@ def partition_ledger(tx: Tx, now_ms: int) -> None:
         tx.execute(f"INSERT INTO {table} {_COPY[table]}")
     for table in KEYS:
         old = "journals" if table == "journals" else f"{table}_old"
+        new = "journals_new" if table == "journals" else table
+        had, has = (int(tx.one(f"SELECT COUNT(*) FROM {t}")[0]) for t in (old, new))
+        if had != has:  # never: the copy is a plain INSERT ... SELECT; but rows are money
+            raise LedgerError(f"migration 18: {table} had {had} rows, the copy {has}")
         tx.execute(f"DROP TABLE {old}")
     tx.execute("ALTER TABLE journals_new RENAME TO journals")
     for table in KEYS:

@@ -57,7 +57,8 @@ def _months(tx: Tx, now_ms: int) -> None:
     for table in ("entries", "lot_moves"):
         tx.execute(f"ALTER TABLE {table} ADD COLUMN at BIGINT NOT NULL DEFAULT 0")
         tx.execute(
-            f"UPDATE {table} SET at = (SELECT j.at FROM journals j WHERE j.id = {table}.journal_id)"
+            f"UPDATE {table} SET at = COALESCE((SELECT j.at FROM journals j WHERE "
+            f"j.id = {table}.journal_id), 0)"
         )
 
 
