@@ -141,10 +141,11 @@ class Books:
         todo = sorted({m for m in members if m not in self.members})
         if not todo:
             return
-        self.tx.executemany(
-            "INSERT INTO members (member, tenant, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (member) DO NOTHING",
+        self.tx.insert_many(
+            "members",
+            (("member", "text"), ("tenant", "text"), ("created_at", "bigint")),
             [(m, tenant, self.now) for m in todo],
+            "ON CONFLICT (member) DO NOTHING",
         )
         self.tx.lock("members", "member", todo)
         for part in chunks(todo):
@@ -539,11 +540,12 @@ class Books:
         ]
         tx.executemany("UPDATE lots SET remaining = ? WHERE id = ?", lots)  # few: spends
         dirty = [ms for ms in self.members.values() if ms.dirty]
-        tx.executemany(
-            "INSERT INTO member_spend (member, day, amount) VALUES (?, ?, ?) "
+        tx.insert_many(
+            "member_spend",
+            (("member", "text"), ("day", "int"), ("amount", "bigint")),
+            [(ms.member, d, a) for ms in dirty for d, a in sorted(ms.spend_delta.items())],
             "ON CONFLICT (member, day) DO UPDATE SET amount = member_spend.amount "
             "+ excluded.amount",
-            [(ms.member, d, a) for ms in dirty for d, a in sorted(ms.spend_delta.items())],
         )
         rolling = self._rolling_spend([ms.member for ms in dirty], today)
         rows = []

@@ -162,17 +162,18 @@ class DailyBook:
         self.category_months, self.sku_months = {}, {}
 
 
+_KEY_TYPES = {"tenant": "text", "store": "text", "day": "int", "member": "int",
+              "tier": "text", "category": "text", "sku": "text", "month": "int"}  # fmt: skip
+
+
 def _upsert(tx: Tx, table: str, key: tuple[str, ...], cols: tuple[str, ...],
             rows: dict[Any, list[int]]) -> None:  # fmt: skip
-    if not rows:
-        return
-    names = ", ".join((*key, *cols))
-    marks_ = ", ".join("?" * (len(key) + len(cols)))
     sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in cols)
-    tx.executemany(
-        f"INSERT INTO {table} ({names}) VALUES ({marks_}) ON CONFLICT ({', '.join(key)}) "
-        f"DO UPDATE SET {sets}",
+    tx.insert_many(
+        table,
+        [(k, _KEY_TYPES[k]) for k in key] + [(c, "bigint") for c in cols],
         [(*k, *v) for k, v in sorted(rows.items())],
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}",
     )
 
 

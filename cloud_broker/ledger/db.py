@@ -141,6 +141,29 @@ class Tx:
         )
         self._raw.execute(sql, [list(col) for col in zip(*rows, strict=True)])
 
+    def insert_many(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str]],
+        rows: Iterable[Sequence[Any]],
+        then: str = "",
+    ) -> None:
+        """``INSERT INTO table (columns) VALUES (...) {then}`` for each row; ``columns``:
+        (name, PostgreSQL type) pairs, ``then`` an ``ON CONFLICT`` clause.  PostgreSQL gets
+        one statement over the rows passed as arrays (``unnest``), not one a row: the
+        rows must then not hit the same key twice (an upsert cannot touch a row twice)."""
+        rows = [tuple(r) for r in rows]
+        if not rows:
+            return
+        names = ", ".join(c for c, _ in columns)
+        if not self._pg or len(rows) < 8:
+            values = ", ".join("?" * len(columns))
+            self.executemany(f"INSERT INTO {table} ({names}) VALUES ({values}) {then}", rows)
+            return
+        arrays = ", ".join(f"%s::{t}[]" for _, t in columns)
+        sql = f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {then}"
+        self._raw.execute(sql, [list(col) for col in zip(*rows, strict=True)])
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.execute(sql, params).fetchone()
 
