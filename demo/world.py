@@ -218,6 +218,16 @@ class HeadOffice:
             self._db = None
 
 
+# The simulated devices answer from this process's threads and the agent from its own, and
+# a loaded machine can hold either up for seconds: longer than a real PN532 takes to ACK a
+# command (about a millisecond; its driver waits 0.1 s by default), longer than the
+# simulated bank terminal's 1 s wait for the cash register's ACK (it drops the payment
+# after three repeats) and 5 s wait for its reply.  Only an ACK or a reply that is late
+# waits longer, so the normal path is as fast as before.
+SIM_OPTIONS = ["--option", "nfc.ack_timeout=2"]  # seconds
+BANK_ACK_TIMEOUT_S, BANK_REPLY_TIMEOUT_S = 5.0, 30.0
+
+
 class StoreTerminal:
     """One store's terminal: its simulated devices, its configuration and its agent."""
 
@@ -237,7 +247,13 @@ class StoreTerminal:
         self.rfid = RDM6300Sim(interval=0.03)
         self.qr = ScannerSim()
         self.keypad = KeypadSim()
-        self.bank = ZVTSim(step=0.002, receipts=True, terminal_id=f"2900{index + 1:04d}")
+        self.bank = ZVTSim(
+            step=0.002,
+            receipts=True,
+            terminal_id=f"2900{index + 1:04d}",
+            ack_timeout=BANK_ACK_TIMEOUT_S,
+            reply_timeout=BANK_REPLY_TIMEOUT_S,
+        )
         self._sims: list[tuple[str, str, str, SimDevice]] = [
             ("nfc", "card", "pn532", self.nfc),
             ("rfid", "card", "rdm6300", self.rfid),
@@ -264,7 +280,7 @@ class StoreTerminal:
         self.cli("init", "--config", str(self.config), "--tenant", TENANT, "--store",
                  self.store, "--device", self.device, "--broker", self.broker_url,
                  "--rules-key", str(ho.rules_pub), "--rules-bundle", str(ho.rules_bundle),
-                 "--pos-listen", "127.0.0.1:0", *attach)  # fmt: skip
+                 "--pos-listen", "127.0.0.1:0", *attach, *SIM_OPTIONS)  # fmt: skip
         if self.store == "s1":  # one store shows its customer display (docs/customer-display.md)
             port = free_port()
             with self.config.open("a") as f:

@@ -52,6 +52,7 @@ Scenario events (``event``)
 from __future__ import annotations
 
 import argparse
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -239,6 +240,10 @@ class PN532Sim(SimDevice):
         self.plugged = True
         self.commands: list[int] = []  # command codes received, for tests
         self.garble = 0
+        # polls that ended without a card (NbTg = 0, or aborted by the host), for scenarios
+        # that must know the host has seen the field empty (a driver's debounce)
+        self.empty_polls = 0
+        self._polled = threading.Condition(self.lock)
         self.power_on()
 
     # -- power ------------------------------------------------------------------------
@@ -324,8 +329,20 @@ class PN532Sim(SimDevice):
             self.baud_changes.append(self.baudrate)
 
     def _abort(self) -> None:
+        if self._poll is not None:
+            self._ended_empty()  # the host gave up on the poll: it found nothing
         self._poll = None
         self._echo_back = False
+
+    def _ended_empty(self) -> None:
+        self.empty_polls += 1
+        self._polled.notify_all()
+
+    def wait_empty_polls(self, count: int, timeout: float) -> bool:
+        """Wait until ``empty_polls`` reaches ``count`` (False if ``timeout`` passes first):
+        the host has polled the field and found it empty that often."""
+        with self._polled:
+            return self._polled.wait_for(lambda: self.empty_polls >= count, timeout)
 
     # -- bytes out --------------------------------------------------------------------
 
@@ -502,6 +519,7 @@ class PN532Sim(SimDevice):
             if poll.brty == 0x00:
                 self.registers[CIU_FIFO_DATA] = REQA  # no SENS_RES: REQA still in the FIFO
             self._respond(0x4A, b"\x00")  # NbTg = 0 after MxRtyPassiveActivation retries
+            self._ended_empty()
             if self.power == "lowvbat":
                 self._sleep()
 

@@ -44,15 +44,21 @@ class RDM6300Sim(SimDevice):
         self.interval = interval
         self.card: str | None = None
         self.until: float | None = None
+        self.frames_left: int | None = None
         self._next = 0.0
         if card:
             self.tap(card)
 
-    def tap(self, card: str, duration: float | None = None) -> None:
+    def tap(self, card: str, duration: float | None = None, frames: int | None = None) -> None:
+        """Put ``card`` in the field: for ``duration`` seconds, or until ``frames`` frames
+        have gone out (however late this thread gets to send them), or until removed."""
         frame(card)  # ValueError for a malformed id
+        if frames is not None and frames < 1:
+            raise ValueError(f"frames must be at least 1, got {frames}")
         with self.lock:
             self.card = card.upper()
             self.until = None if duration is None else monotonic() + duration
+            self.frames_left = frames
             self._next = 0.0
 
     def remove(self) -> None:
@@ -68,6 +74,10 @@ class RDM6300Sim(SimDevice):
         if now >= self._next:
             self._next = now + self.interval
             self.send(frame(self.card))
+            if self.frames_left is not None:
+                self.frames_left -= 1
+                if self.frames_left == 0:
+                    self.card = None
 
     def event(self, action: str, **args: Any) -> None:
         if action == "tap":

@@ -13,7 +13,9 @@ States::
   sends the same tax id with a new request uid, never a second invoice for the same sale.
 * The uid is stored before the packet leaves; after a timeout the row stays ``sending`` and
   the next pass asks the system by that uid whether it arrived (it may have) before sending
-  again.
+  again.  It counts as lost only ``LOST_AFTER_MS`` after the sender stopped waiting for the
+  answer (``sent_at`` is moved to then), not after the pass began: the request may have
+  left long after that, and the system may take it any time after the client gave up.
 * Transient errors (timeouts, 5xx, 429, an unreadable answer) retry after 30 s doubling to
   an hour; a refusal of the whole request (4xx) makes its rows ``rejected`` with the
   system's errors; ``blocked`` is ours (an unmapped product, a return of a sale that was
@@ -189,8 +191,12 @@ def _build(
 
 
 def send_due(db: Database, clients: Callable[[str], MoadianClient], now: int | None = None) -> int:
-    """Send each store's due invoices, a batch a request; how many were sent."""
+    """Send each store's due invoices, a batch a request; how many were sent.
+
+    ``now`` is the pass's time in ms (the wall clock when None); the time spent in the
+    pass is added to it when the rows of an unanswered request are stamped."""
     t = _now() if now is None else now
+    began = time.monotonic()
     sent = 0
     for store in mapping.stores(db):
         if not store["enabled"]:
@@ -238,6 +244,13 @@ def send_due(db: Database, clients: Callable[[str], MoadianClient], now: int | N
             continue
         except TaxError as e:  # transient: a timeout may have delivered them: ask first
             log.warning("tax: %s invoices of %s not confirmed: %s", len(built), store["store"], e)
+            # The grace before a resend counts from when we stopped waiting, not from ``t``:
+            # this request may have left long after it (earlier stores, the token, the
+            # server's key) and its timeout may have fired late (a loaded machine).  From
+            # ``t``, ``inquire`` could find a packet still on its way "lost" and send its
+            # invoice a second time.
+            gave_up = t + int((time.monotonic() - began) * 1000)
+            _set(db, list(uids), sent_at=gave_up)
             _accepted(db, [(r.uid, r.reference_number) for r in e.accepted], t)
             continue
         _accepted(db, [(r.uid, r.reference_number) for r in results], t)

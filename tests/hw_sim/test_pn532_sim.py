@@ -319,6 +319,19 @@ def test_no_card_a_answer_when_a_card_comes() -> None:
     assert w.out.hex(" ").upper() == RSP(UL_RSP)
 
 
+def test_polls_that_end_without_a_card_are_counted_for_a_scenario_to_wait_on() -> None:
+    w = awake()
+    assert w(MAX_RETRIES_2) == RSP(ACK, RFCFG_RSP)
+    assert w(POLL) == RSP(ACK) and w.tick() == RSP(NO_TG)  # NbTg = 0
+    assert w.sim.empty_polls == 1
+    w.sim.tap(UL)
+    assert w(POLL) == RSP(ACK, UL_RSP) and w.sim.empty_polls == 1  # a card: not counted
+    w.sim.remove(UL)
+    assert w(POLL) == RSP(ACK) and w(ACK) == ""  # the host aborts the poll: nothing found
+    assert w.sim.empty_polls == 2
+    assert w.sim.wait_empty_polls(2, 0.0) and not w.sim.wait_empty_polls(3, 0.01)
+
+
 def test_silent_mode_ignores_the_retry_setting() -> None:
     w = awake(PN532Sim(no_card_mode="silent"))
     assert w(MAX_RETRIES_2) == RSP(ACK, RFCFG_RSP)

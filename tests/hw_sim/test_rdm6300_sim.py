@@ -56,3 +56,15 @@ def test_the_simulator_sends_its_own_frames() -> None:
     sim.attach(out.append)
     sim.tick(1.0)
     assert out == [GOLDEN]
+
+
+def test_a_quick_tap_leaves_the_field_after_its_frames_however_late_they_go() -> None:
+    sim = RDM6300Sim(interval=0.0)
+    out: list[bytes] = []
+    sim.attach(out.append)
+    sim.tap("62E3086CED", frames=2)
+    for now in (100.0, 200.0, 300.0, 400.0):  # the ticks come as late as they come
+        sim.tick(now)
+    assert out == [GOLDEN, GOLDEN] and sim.card is None
+    with pytest.raises(ValueError, match="at least 1"):
+        sim.tap("62E3086CED", frames=0)

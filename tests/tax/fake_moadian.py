@@ -19,17 +19,23 @@ what it receives, with its own RSA key and a test CA it trusts:
   error list.  Counting inquiries rather than seconds keeps the tests free of sleeps.
 
 Failures on purpose: :meth:`FakeMoadian.fail_next` (``timeout``: hold the request
-longer than the client waits, then process it anyway; ``5xx``; ``429``), and
-:meth:`FakeMoadian.reject`.  Error codes found in public material are used as such
-(4143, 4144, 4145, 4162, 4102); the fake's own checks use ``FAKE-...`` codes.
+until the client has given up on it, and until the test releases it if it asked to,
+then process it anyway; ``5xx``; ``429``), and :meth:`FakeMoadian.reject`.  The timeout
+waits for those events, not for a number of seconds that a loaded machine's client may
+outlast.  Error codes found in public material are used as such (4143, 4144, 4145,
+4162, 4102); the fake's own checks use ``FAKE-...`` codes.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -57,12 +63,28 @@ class _RefusedError(Exception):
 
 
 @dataclass
-class _FaultPlan:
+class FaultPlan:
+    """Planned failures (:meth:`FakeMoadian.fail_next`).  A held ``timeout`` goes on once
+    :meth:`release` is called; :meth:`wait_done` waits until all ``count`` failed
+    requests have been handled (a timed-out invoice's packets are then in the fake)."""
+
     kind: Fault
     path: str | None
     skip: int
     count: int
     delay_s: float
+    released: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+    unfinished: int = 0
+
+    def __post_init__(self) -> None:
+        self.unfinished = self.count
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wait_done(self, timeout_s: float = 30.0) -> bool:
+        return self.done.wait(timeout_s)
 
 
 @dataclass
@@ -89,7 +111,8 @@ class _State:
     by_reference: dict[str, str] = field(default_factory=dict)
     requests: list[tuple[str, str]] = field(default_factory=list)
     invoice_batches: list[int] = field(default_factory=list)
-    faults: list[_FaultPlan] = field(default_factory=list)
+    faults: list[FaultPlan] = field(default_factory=list)
+    plans: list[FaultPlan] = field(default_factory=list)  # every one made, for stop()
 
 
 def _envelope(code: str, message: str) -> dict[str, Any]:
@@ -143,6 +166,9 @@ class FakeMoadian:
 
     def stop(self) -> None:
         self._stopping.set()
+        with self._lock:
+            for plan in self._state.plans:
+                plan.release()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
@@ -160,11 +186,21 @@ class FakeMoadian:
         path: str | None = None,
         count: int = 1,
         skip: int = 0,
-        delay_s: float = 1.0,
-    ) -> None:
-        """Fail the next ``count`` requests to ``path`` (any when None), after ``skip`` of them."""
+        delay_s: float = 30.0,
+        hold: bool = False,
+    ) -> FaultPlan:
+        """Fail the next ``count`` requests to ``path`` (any when None), after ``skip`` of them.
+
+        ``timeout`` holds each request until its client closes the connection (gives up;
+        at most ``delay_s``, after which a client still waiting gets a late answer) and,
+        with ``hold``, until the returned plan is released; then it does the work."""
+        plan = FaultPlan(kind, path, skip, count, delay_s)
+        if not hold:
+            plan.release()
         with self._lock:
-            self._state.faults.append(_FaultPlan(kind, path, skip, count, delay_s))
+            self._state.faults.append(plan)
+            self._state.plans.append(plan)
+        return plan
 
     def reject(self, tax_id: str, code: str, message: str) -> None:
         """Make validation of ``tax_id`` fail with the system's ``code`` and ``message``."""
@@ -195,7 +231,7 @@ class FakeMoadian:
 
     # ------------------------------------------------------------ requests
 
-    def _take_fault(self, path: str) -> _FaultPlan | None:
+    def _take_fault(self, path: str) -> FaultPlan | None:
         with self._lock:
             for plan in self._state.faults:
                 if plan.path not in (None, path):
@@ -209,7 +245,15 @@ class FakeMoadian:
                 return plan
         return None
 
-    def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
+    def handle(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        client_gone: Callable[[float], bool] | None = None,
+    ) -> Reply:
+        """Answer one request; ``client_gone(limit_s)`` waits until the client hangs up."""
         url = urlsplit(target)
         if not url.path.startswith(PREFIX):
             return 404, {}, _envelope("FAKE-404", "not found")
@@ -217,15 +261,39 @@ class FakeMoadian:
         with self._lock:
             self._state.requests.append((method, path))
         fault = self._take_fault(path)
+        try:
+            return self._answer(method, path, url.query, headers, body, fault, client_gone)
+        finally:
+            if fault is not None:
+                with self._lock:
+                    fault.unfinished -= 1
+                    if fault.unfinished == 0:
+                        fault.done.set()
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        query_text: str,
+        headers: dict[str, str],
+        body: bytes,
+        fault: FaultPlan | None,
+        client_gone: Callable[[float], bool] | None,
+    ) -> Reply:
         if fault is not None:
             if fault.kind == "5xx":
                 return 503, {}, _envelope("FAKE-UNAVAILABLE", "سرویس موقتاً در دسترس نیست")
             if fault.kind == "429":
                 return 429, {"Retry-After": "3"}, _envelope("FAKE-RATE", "تعداد درخواست‌ها زیاد است")
-            self._stopping.wait(fault.delay_s)  # "timeout": answer late, but do the work
-        query = parse_qs(url.query)
+            # A timeout: the answer comes only after the client gave up (and the test let
+            # the request go on), yet the work is done.
+            if client_gone is not None:
+                client_gone(fault.delay_s)
+            else:
+                self._stopping.wait(fault.delay_s)
+            fault.released.wait()
         try:
-            return self._route(method, path, query, headers, body)
+            return self._route(method, path, parse_qs(query_text), headers, body)
         except _RefusedError as refused:
             return refused.status, {}, _envelope(refused.code, refused.message)
 
@@ -372,13 +440,39 @@ class FakeMoadian:
         return answers
 
 
+def _wait_hung_up(sock: socket.socket, stopping: threading.Event, limit_s: float) -> bool:
+    """Wait until the client closes its end of ``sock`` (True), or ``limit_s`` passes or
+    the fake stops (False)."""
+    deadline = time.monotonic() + limit_s
+    while not stopping.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        readable, _, _ = select.select([sock], [], [], min(left, 0.25))
+        if not readable:
+            continue
+        try:
+            if not sock.recv(1, socket.MSG_PEEK):
+                return True  # end of file: the client gave up and closed the connection
+        except OSError:
+            return True  # reset by the client
+        stopping.wait(left)  # it sent more (no client of ours does): wait the limit out
+    return False
+
+
 def _handler_for(fake: FakeMoadian) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, extra, payload = fake.handle(method, self.path, headers, body)
+            status, extra, payload = fake.handle(
+                method,
+                self.path,
+                headers,
+                body,
+                lambda limit_s: _wait_hung_up(self.connection, fake._stopping, limit_s),
+            )
             data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
             try:
                 self.send_response(status)
