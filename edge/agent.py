@@ -80,10 +80,10 @@ class Agent:
         self._lock_fd = _lock(cfg.data_dir)
         _warn_if_readable(cfg)
         self.identity = Identity(cfg.tenant, cfg.store, cfg.device)
-        self.key = keys.load_private(cfg.key_file)
+        self.key = keys.load_signer(cfg.key_file)  # edge.protocol.ed25519: no cryptography
         # head office's rules key as provisioned: it seeds the key ring the first time;
         # from then on the ring in the kv table is the truth (_load_ring)
-        self.pinned = keys.public_from_pem(cfg.rules_key_file.read_bytes())
+        self.pinned = keys.verifier_from_pem(cfg.rules_key_file.read_bytes())
         self.ring = bundles.KeyRing.pinned(self.pinned)  # replaced by _load_ring
         # the customer display (and kiosk), when configured: its state lives here; its
         # server starts with the agent

@@ -32,8 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from edge import receipt
 from edge.clock import Clock
 from edge.core import record as R
@@ -47,7 +45,7 @@ from edge.errors import ChainConflictError, DiskFullError, OutboxFullError
 from edge.ledger_cache.outbox import MemberDelta, Outbox
 from edge.ledger_cache.payments import Payment, Payments
 from edge.members import Members
-from edge.protocol import memberqr
+from edge.protocol import ed25519, memberqr
 from edge.protocol.record import Record
 from edge.sanitize import clean, is_clean
 from edge.settlement import CheckoutError, Settlement, disk_full, idempotency_key
@@ -106,7 +104,7 @@ class Checkout:
         online: Callable[[], bool],
         notify: Callable[[], None],
         enroll_new_phones: bool = True,
-        card_keys: Callable[[], list[Ed25519PublicKey]] | None = None,
+        card_keys: Callable[[], list[ed25519.PublicKey]] | None = None,
         on_change: Callable[[Session], None] | None = None,
     ) -> None:
         self.outbox = outbox
@@ -415,6 +413,8 @@ class Checkout:
             }
             return s.result
         s.finish("paid")
+        if answer.get("quote") == q:  # the committed quote, read back: keep one copy while
+            answer["quote"] = q  # the session is kept (up to MAX_SESSIONS of them)
         s.result = answer
         self._changed(s)
         self.notify()

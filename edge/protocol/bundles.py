@@ -39,13 +39,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, overload
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from edge.core.errors import RuleError
 from edge.core.ruleset import RuleSet, compile_rules
 from edge.errors import ConfigError, DecodeError, SignatureError
-from edge.protocol import cbor, cose
+from edge.protocol import cbor, cose, ed25519
 from edge.sanitize import clean, clean_bytes
 
 log = logging.getLogger("edge.protocol.bundles")
@@ -62,13 +59,13 @@ def kid(tenant: str) -> bytes:
     return f"rules:{tenant}".encode()
 
 
-def sign(doc: dict[str, Any], key: Ed25519PrivateKey) -> bytes:
+def sign(doc: dict[str, Any], key: ed25519.PrivateKey) -> bytes:
     """Validate ``doc`` and sign it; RuleError if head office is about to ship a bad one."""
     rs = compile_rules(doc)
     return cose.sign1(cbor.encode(doc), key, kid(rs.tenant))
 
 
-def _raw(key: Ed25519PublicKey) -> bytes:
+def _raw(key: ed25519.PublicKey) -> bytes:
     return key.public_bytes_raw()
 
 
@@ -97,9 +94,9 @@ class Endorsement:
 
 
 def endorse(
-    new_public: Ed25519PublicKey,
+    new_public: ed25519.PublicKey,
     number: int,
-    signer: Ed25519PrivateKey,
+    signer: ed25519.PrivateKey,
     tenant: str,
     now_ms: int | None = None,
 ) -> bytes:
@@ -171,7 +168,7 @@ def decode_endorsements(data: bytes) -> list[bytes]:
 class RingKey:
     number: int
     raw: bytes
-    public: Ed25519PublicKey
+    public: ed25519.PublicKey
 
 
 class KeyRing:
@@ -206,13 +203,13 @@ class KeyRing:
         if len(self._keys) >= MAX_ENDORSEMENTS:
             raise ConfigError("rules keys", f"a ring holds at most {MAX_ENDORSEMENTS} keys")
         try:
-            public = Ed25519PublicKey.from_public_bytes(raw)
+            public = ed25519.public_key(raw)
         except ValueError as e:
             raise ConfigError("rules keys", f"not an Ed25519 public key: {e}") from None
         self._keys.append(RingKey(number, raw, public))
 
     @classmethod
-    def pinned(cls, public_key: Ed25519PublicKey, number: int = FIRST_KEY) -> KeyRing:
+    def pinned(cls, public_key: ed25519.PublicKey, number: int = FIRST_KEY) -> KeyRing:
         """The ring of a newly provisioned terminal: the pinned key alone."""
         return cls([(number, _raw(public_key))])
 
@@ -225,7 +222,7 @@ class KeyRing:
         """The number of the newest key (every key from ``in_force`` on is in force)."""
         return self._keys[-1].number
 
-    def number_of(self, public_key: Ed25519PublicKey | bytes) -> int | None:
+    def number_of(self, public_key: ed25519.PublicKey | bytes) -> int | None:
         raw = public_key if isinstance(public_key, bytes) else _raw(public_key)
         return next((k.number for k in self._keys if k.raw == raw), None)
 
@@ -233,11 +230,10 @@ class KeyRing:
         """The number of the key that signed ``msg``; SignatureError ``unknown_key`` if no
         key of the ring did.  A retired signer is returned: the caller says what it means."""
         for k in reversed(self._keys):  # the newest first: that is who signs
-            try:
-                k.public.verify(msg.signature, cose.sig_structure(msg.protected, msg.payload))
-            except InvalidSignature:
-                continue
-            return k.number
+            if ed25519.verifies(
+                k.public, msg.signature, cose.sig_structure(msg.protected, msg.payload)
+            ):
+                return k.number
         raise SignatureError(
             "unknown_key",
             f"the signature does not verify with any of the {len(self._keys)} rules keys this "
@@ -313,11 +309,11 @@ class KeyRing:
 
 
 @overload
-def open_bundle(raw: bytes, pinned: Ed25519PublicKey, tenant: str | None = None) -> RuleSet: ...
+def open_bundle(raw: bytes, pinned: ed25519.PublicKey, tenant: str | None = None) -> RuleSet: ...
 @overload
 def open_bundle(raw: bytes, pinned: KeyRing, tenant: str | None = None) -> tuple[RuleSet, int]: ...
 def open_bundle(
-    raw: bytes, pinned: Ed25519PublicKey | KeyRing, tenant: str | None = None
+    raw: bytes, pinned: ed25519.PublicKey | KeyRing, tenant: str | None = None
 ) -> RuleSet | tuple[RuleSet, int]:
     """Verify and validate a signed bundle; SignatureError, DecodeError or RuleError.
 

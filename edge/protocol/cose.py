@@ -16,30 +16,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cbor2
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edge.errors import SignatureError
-from edge.protocol import cbor
+from edge.protocol import cbor, ed25519
 
 # head office verifies with libsodium (PyNaCl), about twice as fast as OpenSSL, once it
-# calls prefer_libsodium(); a terminal never loads it (its memory budget is 40 MB)
+# calls prefer_libsodium(); a terminal never loads it (its memory budget is 40 MB).  Keys
+# are edge.protocol.ed25519's (the terminal) or cryptography's (head office, tools).
 _sodium_open: Callable[[bytes, bytes], bytes] | None = None
-_BAD: tuple[type[Exception], ...] = (InvalidSignature,)
+_sodium_bad: type[Exception] = Exception
 
 
 def prefer_libsodium() -> bool:
     """Verify with libsodium from now on, if PyNaCl is installed (head office's extra);
     True if it is.  libsodium also refuses small-order keys and non-canonical signatures,
     which OpenSSL may accept: no record a terminal signs is either."""
-    global _sodium_open, _BAD  # noqa: PLW0603 - one switch for the process
+    global _sodium_open, _sodium_bad  # noqa: PLW0603 - one switch for the process
     try:
         from nacl.bindings import crypto_sign_open  # noqa: PLC0415
         from nacl.exceptions import BadSignatureError  # noqa: PLC0415
     except ImportError:
         return False
     _sodium_open = crypto_sign_open
-    _BAD = (InvalidSignature, BadSignatureError)
+    _sodium_bad = BadSignatureError
     return True
 
 
@@ -75,7 +74,7 @@ def sig_structure(protected: bytes, payload: bytes) -> bytes:
     )
 
 
-def sign1(payload: bytes, key: Ed25519PrivateKey, kid: bytes) -> bytes:
+def sign1(payload: bytes, key: ed25519.PrivateKey, kid: bytes) -> bytes:
     """A tagged COSE_Sign1 message carrying ``payload``, signed by ``key``."""
     signature = key.sign(sig_structure(PROTECTED, payload))
     return b"".join(
@@ -103,14 +102,18 @@ class Sign1:
     payload: bytes
     signature: bytes
 
-    def verify(self, public_key: Ed25519PublicKey) -> None:
+    def verify(self, public_key: ed25519.PublicKey) -> None:
         data = sig_structure(self.protected, self.payload)
-        try:
-            if _sodium_open is not None:
+        if _sodium_open is not None:
+            try:
                 _sodium_open(self.signature + data, public_key.public_bytes_raw())
+            except _sodium_bad:
+                ok = False
             else:
-                public_key.verify(self.signature, data)
-        except _BAD:
+                ok = True
+        else:
+            ok = ed25519.verifies(public_key, self.signature, data)
+        if not ok:
             raise SignatureError(
                 "bad_signature",
                 f"the signature does not verify with the key registered for {self.kid!r}",

@@ -18,10 +18,8 @@ import binascii
 import json
 from collections.abc import Iterable
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from edge.errors import LoyaltyError
+from edge.protocol import ed25519
 
 PREFIX = "LQ2."
 DOMAIN = b"loyalty-member-qr-v2\x00"
@@ -51,14 +49,14 @@ def is_member_qr(code: str) -> bool:
     return code.startswith(PREFIX)
 
 
-def make(key: Ed25519PrivateKey, tenant: str, member: str, now_s: int,
+def make(key: ed25519.PrivateKey, tenant: str, member: str, now_s: int,
          lifetime_s: int = LIFETIME_S) -> str:  # fmt: skip
     payload = json.dumps({"t": tenant, "m": member, "e": now_s + lifetime_s},
                          separators=(",", ":")).encode()  # fmt: skip
     return f"{PREFIX}{_b64(payload)}.{_b64(key.sign(DOMAIN + payload))}"
 
 
-def read(code: str, keys: Iterable[Ed25519PublicKey], tenant: str, now_s: int) -> str:
+def read(code: str, keys: Iterable[ed25519.PublicKey], tenant: str, now_s: int) -> str:
     """The member phone ``code`` names, once its signature verifies with one of ``keys`` and
     it is for ``tenant`` and not expired; QrError otherwise."""
     bad = QrError("bad_qr", "this is not a valid membership QR code of this club",
@@ -71,13 +69,7 @@ def read(code: str, keys: Iterable[Ed25519PublicKey], tenant: str, now_s: int) -
         body = json.loads(payload)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise bad from None
-    for k in keys:
-        try:
-            k.verify(sig, DOMAIN + payload)
-            break
-        except InvalidSignature:
-            continue
-    else:
+    if not any(ed25519.verifies(k, sig, DOMAIN + payload) for k in keys):
         raise bad
     if (not isinstance(body, dict) or body.get("t") != tenant
             or not isinstance(body.get("m"), str) or type(body.get("e")) is not int):  # fmt: skip

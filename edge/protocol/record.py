@@ -16,14 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from edge.core import record as R
 from edge.core.inputs import MAX_LINES, MAX_QTY
 from edge.core.phone import normalise
 from edge.core.ruleset import MAX_AMOUNT
 from edge.errors import CoreError, DecodeError, RecordError, SignatureError
-from edge.protocol import cbor, cose
+from edge.protocol import cbor, cose, ed25519
 
 MAX_RECORD = 64 * 1024
 MAX_I64 = 2**63 - 1  # the largest value a BIGINT column (SQLite, PostgreSQL) holds
@@ -83,7 +81,7 @@ class Unverified:
     def seq(self) -> int:
         return int(self.payload[R.K_SEQ])
 
-    def verify(self, key: Ed25519PublicKey) -> Record:
+    def verify(self, key: ed25519.PublicKey) -> Record:
         self.sign1.verify(key)
         return Record(self.raw, record_hash(self.raw), self.payload)
 
@@ -91,7 +89,7 @@ class Unverified:
 class Sealer:
     """Signs payloads with a device's key (kid = the device id)."""
 
-    def __init__(self, key: Ed25519PrivateKey, device: str) -> None:
+    def __init__(self, key: ed25519.PrivateKey, device: str) -> None:
         self._key = key
         self.device = device
         self._kid = device.encode("utf-8")
@@ -116,7 +114,7 @@ def parse(raw: bytes) -> Unverified:
     return Unverified(raw, sign1, payload)
 
 
-def open_record(raw: bytes, key_for: Callable[[str], Ed25519PublicKey | None]) -> Record:
+def open_record(raw: bytes, key_for: Callable[[str], ed25519.PublicKey | None]) -> Record:
     """parse + verify with the key ``key_for(device)`` returns (None: unknown device)."""
     u = parse(raw)
     key = key_for(u.device)

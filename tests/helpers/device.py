@@ -15,6 +15,7 @@ from edge.core.engine import quote
 from edge.core.refund import refund
 from edge.core.ruleset import compile_rules
 from edge.ledger_cache.outbox import Identity, Limits, Outbox
+from edge.protocol import ed25519
 from edge.protocol.record import Record, Sealer
 from tests.conftest import RULES_PATH
 
@@ -23,7 +24,7 @@ AT = "2026-03-20T21:00:00+03:30"
 
 @dataclass
 class Device:
-    key: Ed25519PrivateKey
+    key: ed25519.PrivateKey  # cryptography's, or the terminal's own (edge.protocol.ed25519)
     identity: Identity
     outbox: Outbox
     db: Path
@@ -39,7 +40,7 @@ def make_device(
     store: str = "s1",
     tenant: str = "acme",
     limits: Limits | None = None,
-    key: Ed25519PrivateKey | None = None,
+    key: ed25519.PrivateKey | None = None,
 ) -> Device:
     key = key or Ed25519PrivateKey.generate()
     ident = Identity(tenant, store, device)

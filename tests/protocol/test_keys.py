@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_pri
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.errors import ConfigError
-from edge.protocol import keys
+from edge.protocol import bundles, ed25519, keys
+
+# cryptography's key (head office, the technician's tools) and the agent's own
+# (edge.protocol.ed25519): the same checks, the same errors
+LOADERS = pytest.mark.parametrize(
+    "load", [keys.load_private, keys.load_signer], ids=["load_private", "load_signer"]
+)
+Loader = Callable[[Path], ed25519.PrivateKey]
 
 
 def _write(path: Path, data: bytes, mode: int = 0o600) -> Path:
@@ -27,7 +35,8 @@ def test_generate_then_load(tmp_path: Path) -> None:
         keys.generate(tmp_path / "k" / "device.key")
 
 
-def test_an_encrypted_key_is_a_config_error(tmp_path: Path) -> None:
+@LOADERS
+def test_an_encrypted_key_is_a_config_error(tmp_path: Path, load: Loader) -> None:
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -35,20 +44,22 @@ def test_an_encrypted_key_is_a_config_error(tmp_path: Path) -> None:
     )
     path = _write(tmp_path / "enc.key", pem)
     with pytest.raises(ConfigError, match="encrypted") as info:
-        keys.load_private(path)
+        load(path)
     assert info.value.setting == str(path)
 
 
-def test_a_directory_is_a_config_error(tmp_path: Path) -> None:
+@LOADERS
+def test_a_directory_is_a_config_error(tmp_path: Path, load: Loader) -> None:
     path = tmp_path / "device.key"
     path.mkdir(mode=0o700)
     with pytest.raises(ConfigError, match="cannot read the private key") as info:
-        keys.load_private(path)
+        load(path)
     assert info.value.setting == str(path)
 
 
+@LOADERS
 def test_an_unreadable_file_is_a_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, load: Loader
 ) -> None:
     path = _write(tmp_path / "device.key", b"")
     if os.geteuid() != 0:
@@ -63,7 +74,7 @@ def test_an_unreadable_file_is_a_config_error(
 
         monkeypatch.setattr(Path, "read_bytes", refuse)
     with pytest.raises(ConfigError, match="cannot read the private key: Permission denied"):
-        keys.load_private(path)
+        load(path)
 
 
 @pytest.mark.parametrize(
@@ -82,18 +93,22 @@ def test_an_unreadable_file_is_a_config_error(
     ],
     ids=["garbage", "bad-der", "ec-key"],
 )
-def test_wrong_contents_are_config_errors(tmp_path: Path, data: bytes, why: str) -> None:
+@LOADERS
+def test_wrong_contents_are_config_errors(
+    tmp_path: Path, data: bytes, why: str, load: Loader
+) -> None:
     with pytest.raises(ConfigError, match=why):
-        keys.load_private(_write(tmp_path / "device.key", data))
+        load(_write(tmp_path / "device.key", data))
 
 
-def test_missing_and_world_readable(tmp_path: Path) -> None:
+@LOADERS
+def test_missing_and_world_readable(tmp_path: Path, load: Loader) -> None:
     with pytest.raises(ConfigError, match="no private key here"):
-        keys.load_private(tmp_path / "none.key")
+        load(tmp_path / "none.key")
     keys.generate(tmp_path / "device.key")
     (tmp_path / "device.key").chmod(0o644)
     with pytest.raises(ConfigError, match="readable by others"):
-        keys.load_private(tmp_path / "device.key")
+        load(tmp_path / "device.key")
 
 
 def test_usual_keys_load_without_the_serialization_package(tmp_path: Path) -> None:
@@ -121,3 +136,35 @@ def test_usual_keys_load_without_the_serialization_package(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
     assert keys.public_raw(keys.load_private(key_path)) == keys.public_raw(key)
+
+
+def test_the_agent_loads_no_cryptography(tmp_path: Path) -> None:
+    """The agent's keys (load_signer, verifier_from_pem) are edge.protocol.ed25519's, on the
+    OpenSSL CPython loaded for hashlib: with the whole agent imported, a record signed and a
+    bundle verified, cryptography (its Rust extension, about 8 MB) is never loaded."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    from tests.helpers.store import rules_doc
+
+    ho = Ed25519PrivateKey.generate()
+    (tmp_path / "rules.pub.pem").write_text(keys.public_pem(ho))
+    (tmp_path / "rules.bundle").write_bytes(bundles.sign(rules_doc(), ho))
+    key = keys.generate(tmp_path / "device.key")
+    code = (
+        "import sys; from pathlib import Path; import edge.__main__, edge.agent;"
+        "from edge.protocol import bundles, cose, ed25519, keys;"
+        f"d = Path({str(tmp_path)!r});"
+        "k = keys.load_signer(d / 'device.key');"
+        "p = keys.verifier_from_pem((d / 'rules.pub.pem').read_bytes());"
+        "rs = bundles.open_bundle((d / 'rules.bundle').read_bytes(), p);"
+        "cose.parse(cose.sign1(b'x', k, b'dev')).verify(k.public_key());"
+        "print(ed25519.backend(), k.public_key().public_bytes_raw().hex(), rs.version,"
+        " sorted(m for m in sys.modules if m.startswith(('cryptography', 'nacl'))))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["libcrypto", keys.public_raw(key).hex(), "1", "[]"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,10 @@ from pycose.messages import CoseMessage
 
 from edge.core import record as R
 from edge.errors import DecodeError, RecordError, SignatureError
-from edge.protocol import cbor, cose
+from edge.protocol import cbor, cose, ed25519
 from edge.protocol.keys import public_raw
 from edge.protocol.record import Record, Sealer, open_record, parse, validate
-from tests.helpers.device import commit_all_types, commit_sale, make_device
+from tests.helpers.device import Device, commit_all_types, commit_sale, make_device
 
 
 def pycose_verifies(raw: bytes, pub: bytes) -> bool:
@@ -35,9 +36,15 @@ def cwt_verifies(raw: bytes, pub: bytes, kid: bytes) -> bytes | None:
         return None
 
 
-@pytest.fixture
-def records(tmp_path: Path) -> tuple[list[Record], bytes, str]:
-    dev = make_device(tmp_path)
+@pytest.fixture(params=["cryptography", "libcrypto"])
+def records(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[list[Record], bytes, str]:
+    """Records signed with cryptography's key (head office's tools) or the terminal's own
+    (edge.protocol.ed25519, on the libcrypto CPython loaded): the agent signs with that."""
+    key = None
+    if request.param == "libcrypto":
+        assert ed25519.backend() == "libcrypto"
+        key = ed25519.private_key(os.urandom(32))
+    dev = make_device(tmp_path, key=key)
     recs = commit_all_types(dev) + [commit_sale(dev, i, offline=i % 2 == 0) for i in range(8)]
     return recs, public_raw(dev.key), dev.id
 
@@ -281,31 +288,39 @@ def test_envelope_fast_path_agrees_with_the_strict_decoder(tmp_path: Path) -> No
     assert info.value.code == "non_minimal"
 
 
-@pytest.mark.parametrize("impl", ["libsodium", "openssl"])
+@pytest.mark.parametrize("impl", ["libsodium", "openssl", "libcrypto"])
 def test_both_verifiers_agree(tmp_path: Path, impl: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Head office verifies with libsodium (PyNaCl), a terminal without it with OpenSSL:
-    the same records pass and the same forgeries and tamperings fail on both."""
-    if impl == "openssl":
-        monkeypatch.setattr(cose, "_sodium_open", None)
-        monkeypatch.setattr(cose, "_BAD", (cose.InvalidSignature,))
-    else:
-        monkeypatch.setattr(cose, "_sodium_open", cose._sodium_open)
-        monkeypatch.setattr(cose, "_BAD", cose._BAD)
+    cryptography's (its own, statically linked), or the libcrypto CPython loaded, with the
+    terminal's keys (edge.protocol.ed25519); the same records pass and the same forgeries
+    and tamperings fail on all of them."""
+    monkeypatch.setattr(cose, "_sodium_open", cose._sodium_open)  # restored afterwards
+    monkeypatch.setattr(cose, "_sodium_bad", cose._sodium_bad)
+    if impl == "libsodium":
         assert cose.prefer_libsodium(), "PyNaCl is installed with head office"
+    else:
+        monkeypatch.setattr(cose, "_sodium_open", None)
     dev = make_device(tmp_path)
     other = make_device(tmp_path, "dev-2")
+
+    def public(d: Device) -> ed25519.PublicKey:
+        if impl == "libcrypto":
+            assert ed25519.backend() == "libcrypto"
+            return ed25519.public_key(d.key.public_key().public_bytes_raw())
+        return d.key.public_key()
+
     good = [commit_sale(dev, i) for i in range(5)]
     for rec in good:
-        cose.parse(rec.raw).verify(dev.key.public_key())
+        cose.parse(rec.raw).verify(public(dev))
     s = cose.parse(good[0].raw)
     bad_sig = cose.Sign1(s.protected, s.kid, s.payload, bytes(64))
     flipped = bytearray(s.signature)
     flipped[10] ^= 1
     for forged, key in [
-        (s, other.key.public_key()),  # another device's key
-        (bad_sig, dev.key.public_key()),  # zeros
-        (cose.Sign1(s.protected, s.kid, s.payload, bytes(flipped)), dev.key.public_key()),
-        (cose.Sign1(s.protected, s.kid, s.payload + b"\x00", s.signature), dev.key.public_key()),
+        (s, public(other)),  # another device's key
+        (bad_sig, public(dev)),  # zeros
+        (cose.Sign1(s.protected, s.kid, s.payload, bytes(flipped)), public(dev)),
+        (cose.Sign1(s.protected, s.kid, s.payload + b"\x00", s.signature), public(dev)),
     ]:
         with pytest.raises(SignatureError) as info:
             forged.verify(key)
