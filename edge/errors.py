@@ -18,6 +18,7 @@
           │    ├── DecodeError            malformed or non-canonical CBOR
           │    ├── RecordError            a record that breaks the payload schema
           │    └── SignatureError         COSE structure, key id or signature invalid
+          │         └── InvalidSignature  edge.protocol.ed25519: a signature its keys refuse
           ├── StorageError                the terminal's SQLite cannot do what was asked
           │    ├── OutboxFullError        the outbox reached its own limit
           │    ├── DiskFullError          the terminal's disk (not the outbox) is full

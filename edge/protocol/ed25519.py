@@ -26,6 +26,8 @@ import ctypes
 import threading
 from typing import Any, Protocol, runtime_checkable
 
+from edge.errors import SignatureError
+
 __all__ = [
     "InvalidSignature",
     "PrivateKey",
@@ -56,8 +58,11 @@ class PrivateKey(Protocol):
     def public_key(self) -> PublicKey: ...
 
 
-class InvalidSignature(Exception):  # noqa: N818 - the name cryptography uses for the same
-    """A signature that does not verify (raised by this module's keys)."""
+class InvalidSignature(SignatureError):  # noqa: N818 - the name cryptography uses
+    """A signature that does not verify (raised by this module's keys' ``verify``)."""
+
+    def __init__(self, message: str = "the Ed25519 signature does not verify") -> None:
+        super().__init__("bad_signature", message)
 
 
 _NID_ED25519 = 1087  # EVP_PKEY_ED25519 (= NID_ED25519) in every OpenSSL since 1.1.1
@@ -142,7 +147,7 @@ class _PublicKey(_Key):
 
     def verify(self, signature: bytes, data: bytes, /) -> None:
         if not self.check(signature, data):
-            raise InvalidSignature("the Ed25519 signature does not verify")
+            raise InvalidSignature
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _PublicKey) and other._raw == self._raw
