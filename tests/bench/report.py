@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     ),
     "test_bench_reconciler": (
         "Head office: publish to ledger commit to ack",
-        "10,000 sale records from 20 terminals through a private Mosquitto into "
+        "30,000 sale records from 20 terminals through a private Mosquitto into "
         "`python -m cloud_broker serve`: screened (decoded, checked, Ed25519-verified) in a "
         "worker process, applied in batches, acknowledged.  `live`: the records are published "
         "while head office runs (the benchmark's publisher shares the two cores); `backlog`: "
@@ -210,6 +210,9 @@ def _kept_sections(dst: Path, run: set[str]) -> list[tuple[str, list[str]]]:
         return []
     text = dst.read_text().split("\n")
     when = next((ln.removeprefix("Run: ") for ln in text if ln.startswith("Run: ")), "?")
+    cpu = next((ln.removeprefix("- CPU: ") for ln in text if ln.startswith("- CPU: ")), "")
+    if cpu:
+        when += f", on {cpu}"  # a re-run may be on another machine: say which one this was
     by_title = {title: module for module, (title, _) in SECTIONS.items()}
     out: list[tuple[str, list[str]]] = []
     current: tuple[str, list[str]] | None = None
