@@ -6,10 +6,13 @@ doctored inputs so that a disagreement cannot pass unnoticed."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,15 +50,24 @@ CHECKS = [
 
 
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "demo", "--exit", *args],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    """``python -m demo --exit ARGS`` in its own process group: a demo that overruns is
+    killed with everything it started (broker, head office, agents, simulators), so no
+    orphan keeps a port or a pseudo-terminal for the tests after it."""
+    argv = [sys.executable, "-m", "demo", "--exit", *args]
+    p = subprocess.Popen(
+        argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail(f"the demo ran over {timeout:g} s:\n{out[-6000:]}\n{err[-3000:]}")
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # what the demo left in its group
+            os.killpg(p.pid, signal.SIGKILL)  # (nothing, when it is well)
+    return subprocess.CompletedProcess(argv, p.returncode, out, err)
 
 
 def test_demo_runs_the_club_and_head_office_agrees_with_the_ground_truth(tmp_path: Path) -> None:
@@ -347,9 +359,7 @@ def test_member_check_names_the_member_who_differs() -> None:
 def test_in_a_terminal_the_demo_keeps_the_console_up_until_ctrl_c(tmp_path: Path) -> None:
     """Run as a newcomer runs it (stdin a terminal): after the checks the console answers
     the login the demo printed, until Ctrl-C stops everything."""
-    import os
     import pty
-    import signal
 
     from demo.console import ConsoleClient
     from tests.helpers.wait import until
@@ -359,6 +369,7 @@ def test_in_a_terminal_the_demo_keeps_the_console_up_until_ctrl_c(tmp_path: Path
         [sys.executable, "-m", "demo", "--stores", "2", "--customers", "2", "--visits", "1",
          "--pace", "0", "--workdir", str(tmp_path / "w")],
         cwd=ROOT, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # a failure below kills the demo with all it started
     )  # fmt: skip
     os.close(slave)
     lines: list[str] = []
@@ -382,9 +393,9 @@ def test_in_a_terminal_the_demo_keeps_the_console_up_until_ctrl_c(tmp_path: Path
         assert until(lambda: not _answers(m.group(1)), 10)  # and the console is gone
     finally:
         os.close(master)
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
 
 
 def _answers(url: str) -> bool:
