@@ -16,6 +16,9 @@ States::
   again.  It counts as lost only ``LOST_AFTER_MS`` after the sender stopped waiting for the
   answer (``sent_at`` is moved to then), not after the pass began: the request may have
   left long after that, and the system may take it any time after the client gave up.
+  Before the request leaves, ``sent_at`` holds the latest the sender can stop waiting (now
+  plus the client's ``send_budget_s``), so a sender killed while it waits gives the
+  system the same grace.
 * Transient errors (timeouts, 5xx, 429, an unreadable answer) retry after 30 s doubling to
   an hour; a refusal of the whole request (4xx) makes its rows ``rejected`` with the
   system's errors; ``blocked`` is ours (an unmapped product, a return of a sale that was
@@ -211,9 +214,15 @@ def send_due(db: Database, clients: Callable[[str], MoadianClient], now: int | N
         built, short = _build(db, store, rows)
         if not built:
             continue
+        client = clients(store["store"])
         uids = {rid: new_request_uid() for rid, _ in built}
-        for rid, uid in uids.items():  # stored before the packet leaves
-            _set(db, [rid], state="sending", uid=uid, sent_at=t)
+        # Stored before the packet leaves, with the latest moment the sender can stop
+        # waiting for it: if the process dies while it waits, ``inquire`` still gives the
+        # system its grace from then, not from before the request left.
+        leaves = t + int((time.monotonic() - began) * 1000)
+        stop_waiting = leaves + int(client.send_budget_s * 1000)
+        for rid, uid in uids.items():
+            _set(db, [rid], state="sending", uid=uid, sent_at=stop_waiting)
         _set(
             db,
             short,
@@ -227,7 +236,6 @@ def send_due(db: Database, clients: Callable[[str], MoadianClient], now: int | N
                 ]
             ),
         )
-        client = clients(store["store"])
         try:
             results = client.send([inv for _, inv in built], [uids[rid] for rid, _ in built])
         except TaxRejectedError as e:

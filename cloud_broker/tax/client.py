@@ -158,6 +158,14 @@ class MoadianClient:
     def __repr__(self) -> str:
         return f"MoadianClient({self._root!r}, memory_id={self.memory_id!r})"
 
+    @property
+    def send_budget_s(self) -> float:
+        """The longest one :meth:`send` of up to :data:`MAX_BATCH` invoices can keep its
+        packets unanswered: three exchanges (the server's key, a token, the invoices), each
+        a connection and an answer, each bounded by ``timeout``.  A queue that stamps a
+        request before it leaves and then dies knows the packet left within this."""
+        return 3 * 2 * float(self._timeout.read or 0.0)
+
     # ---------------------------------------------------------------- lifetime
 
     def close(self) -> None:

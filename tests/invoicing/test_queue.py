@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,8 +22,10 @@ from cloud_broker.invoicing import build, mapping, queue
 from cloud_broker.invoicing.cli import Clients
 from cloud_broker.tax.invoice import Seller
 from edge.core import record as R
+from tests.conftest import ROOT
 from tests.helpers.headoffice import HO
 from tests.helpers.terminal import Terminal
+from tests.helpers.wait import until
 from tests.tax.conftest import CLIENT_TIMEOUT_S, ECONOMIC_CODE, MEMORY_ID
 from tests.tax.fake_moadian import FakeMoadian
 
@@ -205,6 +209,46 @@ def test_a_5xx_and_a_timeout_that_delivered_are_never_sent_twice(
     assert len(fake.packets) == 3  # the timed-out request arrived; nothing was resent
     assert fake.count("invoice") == 2  # the 5xx and the timeout, no third send
     assert json.dumps(ho.q("SELECT * FROM tax_stores"), default=str).count("BEGIN") == 0
+
+
+def test_a_sender_killed_while_it_waits_does_not_send_again_before_the_grace(
+    ho: HO, ledger_url: str, tmp_path: Path, fake: FakeMoadian, key_files: tuple[str, str]
+) -> None:
+    """``tax run`` SIGKILLed with its request in the tax system's hands: the rows stay
+    ``sending`` until the system's grace has passed from when the sender would have stopped
+    waiting, so the packet that arrives late is found, not sent a second time."""
+    t = Terminal(tmp_path, "pos-1", "s1")
+    ho.register(t)
+    mapping.set_store(ho.db, FINANCE, "s1", MEMORY_ID, ECONOMIC_CODE, *key_files)
+    mapping.set_product(ho.db, FINANCE, "category", "dairy", "2720000166053")
+    ho.feed(t, [_sale(t, [("MILK", "dairy", 1, 450_000 + i, 0)], None) for i in range(3)])
+    queue.scan(ho.db)
+    held = fake.fail_next("timeout", path="invoice", hold=True, delay_s=60)
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "cloud_broker", "--ledger", ledger_url, "tax", "run",
+         "--base-url", fake.base_url, "--timeout", str(CLIENT_TIMEOUT_S), "--every", "60"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert until(lambda: fake.count("invoice") == 1), "the sender never sent its request"
+    finally:
+        sender.kill()  # the request is in the system's hands; the sender dies waiting
+        sender.wait(30)
+    killed = int(time.time() * 1000)
+    assert _states(ho) == {"sending"}
+    clients = Clients(ho.db, fake.base_url, CLIENT_TIMEOUT_S)
+    try:
+        # Past the grace counted from before the request left, the system still does not
+        # know the packet (it holds it): not lost yet.
+        queue.inquire(ho.db, clients, now=killed + queue.LOST_AFTER_MS + 1)
+        assert _states(ho) == {"sending"}
+        held.release()
+        assert held.wait_done(), "the fake never processed the request"
+        _drain(ho, clients)
+    finally:
+        clients.close()
+    assert _states(ho) == {"accepted"}
+    assert len(fake.packets) == 3 and fake.count("invoice") == 1  # nothing was sent twice
 
 
 def test_vat_split_gives_the_ledgers_amount() -> None:
