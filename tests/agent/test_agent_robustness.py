@@ -4,10 +4,12 @@ bank terminal holds a payment."""
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
+import struct
+import termios
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,11 @@ def _raw(store: Store, path: str, body: bytes, headers: dict[str, str]) -> tuple
     return r.status, json.loads(r.read())
 
 
+def _unread(srv: PtyServer) -> int:
+    """Bytes on the simulated line that the agent has not read yet."""
+    return int(struct.unpack("i", fcntl.ioctl(srv.slave, termios.FIONREAD, b"\0" * 4))[0])
+
+
 def test_junk_from_the_pos_gets_a_clear_400(store: Store) -> None:
     code, err = _raw(store, "/v1/baskets", b"{}", {"Content-Length": "abc"})
     assert code == 400 and err["error"] == "bad_request" and err["fa"]
@@ -65,13 +72,17 @@ def test_junk_from_the_pos_gets_a_clear_400(store: Store) -> None:
 
 
 def test_a_tap_from_before_the_basket_does_not_identify_the_next_customer(store: Store) -> None:
-    store.rfid.tap("0F00A1B2C3", 0.2)  # type: ignore[attr-defined]
-    time.sleep(0.6)  # the previous customer's card was read and left
+    rfid: RDM6300Sim = store.rfid  # type: ignore[attr-defined]
+    line = store.sims["rfid"]
+    rfid.tap("0F00A1B2C3", frames=3)  # three frames, however late the simulator sends them
+    # the previous customer's card was read and left: every frame sent, all taken off the line
+    assert until(lambda: rfid.card is None and _unread(line) == 0), f"{_unread(line)} unread"
     _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
+    # a negative check: no identification within this window
     code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 0.5})
     assert code == 408 and v["error"] == "timeout"
-    store.rfid.tap("0F00D4E5F6", 0.3)  # type: ignore[attr-defined]
-    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 5})
+    rfid.tap("0F00D4E5F6", frames=3)
+    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 30})
     assert code == 200 and v["member"] == "card:0F00D4E5F6"
 
 
@@ -83,8 +94,8 @@ def test_an_unplugged_reader_comes_back_by_itself(store: Store) -> None:
     store.sims["rfid"] = PtyServer(sim, link).start()  # ... and plugged back in
     assert until(lambda: store.status()["devices"]["rfid"] == "ok", 20)
     _, s = store.api("POST", "/v1/baskets", {"basket": BASKET})
-    sim.tap("0F00A1B2C3", 0.3)
-    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 5})
+    sim.tap("0F00A1B2C3", frames=3)
+    code, v = store.api("POST", f"/v1/sessions/{s['session']}/identify", {"wait": 30})
     assert code == 200 and v["member"] == "card:0F00A1B2C3"
 
 
@@ -93,7 +104,8 @@ def test_status_answers_while_the_bank_terminal_holds_a_payment(store: Store) ->
     store.bank.event("next", outcome="timeout")  # type: ignore[attr-defined]
     t = threading.Thread(target=store.api, args=("POST", f"/v1/sessions/{s['session']}/pay"))
     t.start()
-    time.sleep(0.5)
+    bank: ZVTSim = store.bank  # type: ignore[attr-defined]
+    assert until(lambda: bool(bank.history) and bank.busy)  # the terminal holds the payment
     st = store.status()
     answered_during_payment = t.is_alive()  # the bank terminal still holds it (3 s timeout)
     t.join(30)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,7 +131,6 @@ def test_power_cut_while_publishing(world: World) -> None:
     assert world.recorded() == world.charged() == 5 * world.bank.history[0]["amount"]
     assert world.ho.one("SELECT COUNT(*) FROM records WHERE type = 'sale'") == 5
     assert world.ho.check() == []
-    time.sleep(0.1)
 
 
 def test_a_reset_bank_terminal_repeats_trace_numbers_across_a_power_cut(world: World) -> None:

@@ -142,15 +142,28 @@ def test_reconciler_sigkilled_mid_batch_loses_nothing_applies_nothing_twice(
     ups = [uplink(t, broker) for t in terms]
     stop = threading.Event()
     kills = 0
+    failed: list[str] = []
+
+    def applied() -> int:
+        return int(ho.one("SELECT COUNT(*) FROM records"))
+
+    def applying() -> bool:
+        """The service is applying the terminals' records (20 more), or the test is over."""
+        mark = applied()
+        return wait(lambda: stop.is_set() or applied() >= mark + 20)
 
     def chaos() -> None:
         nonlocal proc, kills
         while not stop.is_set():
-            time.sleep(0.7)
+            if not applying():  # mid-batch: the (restarted) service is at work
+                failed.append(f"the service applied nothing new after {kills} kills")
+                return
+            if stop.is_set():
+                return
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             kills += 1
-            time.sleep(0.2)
+            time.sleep(0.2)  # down for a moment while the tills keep selling: a simulated outage
             proc = serve(broker, ledger_url, log)
 
     th = threading.Thread(target=chaos)
@@ -158,14 +171,15 @@ def test_reconciler_sigkilled_mid_batch_loses_nothing_applies_nothing_twice(
     written = 0
     try:
         t_end = time.monotonic() + 90.0  # a loaded machine starts the service slowly
-        while kills < 3 and time.monotonic() < t_end:
+        while kills < 3 and not failed and time.monotonic() < t_end:
             for t, u in zip(terms, ups, strict=True):
                 t.sale(ALI, earned=1, cashback=10)
                 u.notify()
                 written += 1
-            time.sleep(0.005)
+            time.sleep(0.005)  # the tills' pace between sales, not a wait for an event
         stop.set()
         th.join()
+        assert failed == []
         assert kills >= 3
         assert wait(lambda: all(t.outbox.status()["depth"] == 0 for t in terms), 90), [
             t.outbox.status() for t in terms

@@ -90,7 +90,7 @@ def test_contract_on_a_pseudo_terminal(tmp_path: Path) -> None:
         assert got is not None and (got.kind, got.uid) == ("rfid", "0F00A1B2C3")
         assert reader.read(0.2) is None  # still in the field: debounced
         sim.remove()
-        time.sleep(0.4)
+        time.sleep(0.4)  # the driver's 0.3 s release timer runs out: time-based, not an event
         sim.tap("0F00A1B2C3")
         assert reader.read(2) is not None  # taken away and tapped again: a new read
     finally:

@@ -32,7 +32,7 @@ class _Bucket:
                     self.tokens -= n
                     return
                 short = n - self.tokens
-            time.sleep(min(short / self.rate, 0.1))
+            time.sleep(min(short / self.rate, 0.1))  # the simulated bandwidth's pace
 
 
 class SlowLink:
@@ -89,7 +89,7 @@ class SlowLink:
                         at, data = line.popleft()
                     wait = at - time.monotonic()
                     if wait > 0:
-                        time.sleep(wait)
+                        time.sleep(wait)  # the simulated latency, not an event
                     dst.sendall(data)
             except OSError:
                 pass

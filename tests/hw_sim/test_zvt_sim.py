@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -331,19 +332,27 @@ class Bench:
         sim.attach(self.out.append)
 
     def tick(self, seconds: float = 0.0) -> None:
+        """Run the terminal's clock for ``seconds`` (at least one tick)."""
         end = time.monotonic() + seconds
         while True:
             self.sim.tick(time.monotonic())
             if time.monotonic() >= end:
                 return
-            time.sleep(0.001)
+            time.sleep(0.001)  # the pace of the simulated clock, not a wait for an event
+
+    def tick_until(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Run the terminal's clock until ``cond()`` holds; AssertionError after ``timeout``."""
+        end = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < end, f"not within {timeout} s; the terminal sent {self.out}"
+            self.tick(0.001)
 
     def run(self, transcript: Transcript) -> None:
         for i, (who, text) in enumerate(transcript):
             if who == ECR:
                 self.sim.receive(H(text))
                 continue
-            deadline = time.monotonic() + 2.0
+            deadline = time.monotonic() + 30.0  # bounds a failure only
             while not self.out and time.monotonic() < deadline:
                 self.tick(0.001)
             assert self.out, f"step {i}: the terminal should have sent {text}"
@@ -440,7 +449,8 @@ def test_terminal_repeats_unacknowledged_frames_then_gives_up() -> None:
     sim.receive(H("10 02 06 00 0B 00 00 00 BA 03 64 06 03 12 01 40 10 03 DB 23"))
     assert b.out == [H("06"), H("10 02 80 00 00 10 03 F5 1F")]
     b.out.clear()
-    b.tick(0.2)  # no ACK from the ECR: sent again twice, then the registration is dropped
+    # no ACK from the ECR: sent again twice, then the registration is dropped
+    b.tick_until(lambda: sim._inflight is None)
     assert b.out == [H("10 02 80 00 00 10 03 F5 1F")] * 2
     assert sim.retransmissions == 2 and not sim.busy
 
@@ -458,10 +468,9 @@ def test_transaction_dropped_when_the_ecr_stops_answering() -> None:
     sim = sim_for("tcp", reply_timeout=0.05)
     b = Bench(sim)
     sim.receive(H("06 01 0A 04 00 00 00 00 50 00 49 03 64"))
-    b.tick(0.01)
-    assert sim.busy
-    b.tick(0.1)
-    assert not sim.busy
+    b.tick()  # the first step goes out and the terminal waits for the answer
+    assert sim.busy and b.out
+    b.tick_until(lambda: not sim.busy)  # dropped once the reply timeout runs out
 
 
 def test_ecr_abort_when_idle_is_acknowledged() -> None:

@@ -252,7 +252,7 @@ def test_sigkill_at_random_moments_loses_no_committed_record(tmp_path: Path) -> 
             finally:
                 os._exit(1)
         os.close(wfd)
-        time.sleep(rng.uniform(0.0, 0.04))
+        time.sleep(rng.uniform(0.0, 0.04))  # a random moment to kill at, on purpose
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status), "the writer stopped on its own: see its error"

@@ -84,14 +84,25 @@ def test_broker_killed_and_restarted_mid_stream(
     up = _uplink(dev, broker, resend_after=2.0)
     done = threading.Event()
     restarts = [0]
+    failed: list[str] = []
+
+    def streaming() -> bool:
+        """Connected, and 100 more records reached head office through this broker."""
+        mark = acker.applied(dev.id)
+        return _wait(lambda: up.status()["connected"] and acker.applied(dev.id) >= mark + 100)
 
     def outages() -> None:  # the broker dies three times while the till works
-        for _ in range(3):
-            time.sleep(0.6)
-            broker.restart(sig, down_for=0.5)
-            restarts[0] += 1
-        time.sleep(0.5)
-        done.set()
+        try:
+            for i in range(3):
+                if not streaming():
+                    failed.append(f"no records flowed before outage {i + 1}: {up.status()}")
+                    return
+                broker.restart(sig, down_for=0.5)  # down_for: the outage's simulated length
+                restarts[0] += 1
+            if not streaming():
+                failed.append(f"no records flowed after the last outage: {up.status()}")
+        finally:
+            done.set()
 
     t = threading.Thread(target=outages)
     t.start()
@@ -101,8 +112,9 @@ def test_broker_killed_and_restarted_mid_stream(
             commit_sale(dev, written)
             up.notify()
             written += 1
-            time.sleep(0.003)
+            time.sleep(0.003)  # the till's pace between sales, not a wait for an event
         t.join()
+        assert failed == []
         assert restarts[0] == 3
         _assert_all_arrived(acker, dev, written)
         assert written > 300
@@ -120,7 +132,7 @@ def test_offline_for_a_stretch_then_catch_up(tmp_path: Path, broker: LocalMosqui
     for i in range(400):
         commit_sale(dev, i)
         up.notify()
-    time.sleep(0.5)
+    assert _wait(lambda: up.status()["last_error"] is not None)  # it tried, and failed
     assert not up.status()["connected"]
     assert dev.outbox.status()["depth"] == 400
     broker.start()
@@ -199,7 +211,10 @@ def test_malformed_or_foreign_acks_change_nothing(
         up.stop()
 
 
-def test_a_corrupt_ca_file_is_reported_and_the_uplink_keeps_trying(tmp_path: Path) -> None:
+def test_a_corrupt_ca_file_is_reported_and_the_uplink_keeps_trying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, "edge.uplink")
     dev = make_device(tmp_path)
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
@@ -210,7 +225,8 @@ def test_a_corrupt_ca_file_is_reported_and_the_uplink_keeps_trying(tmp_path: Pat
         assert _wait(lambda: up.status()["last_error"] is not None, 10)
         err = up.status()["last_error"]
         assert "TLS" in err and str(ca) in err, err
-        time.sleep(1.0)  # a few back-off rounds later it is still there, still trying
+        # a few back-off rounds later it is still there, still trying
+        assert _wait(lambda: sum("failed again" in r.getMessage() for r in caplog.records) >= 2)
         assert up.is_alive() and not up.status()["connected"]
     finally:
         up.stop()
@@ -261,10 +277,13 @@ from edge.protocol.uplink import Uplink, UplinkConfig
 up = Uplink(UplinkConfig(BrokerConfig.from_url(sys.argv[1], keepalive=2)),
             partial(OutboxView, Path(sys.argv[2])), Identity("acme", "s1", "dev-1"))
 up.start()
+deadline = time.monotonic() + 30
 while not up.status()["connected"]:
-    time.sleep(0.05)
+    if time.monotonic() > deadline:
+        sys.exit("not connected within 30 s")
+    time.sleep(0.05)  # polling for the connection
 print("connected", flush=True)
-time.sleep(60)
+time.sleep(60)  # running until the test cuts the power (SIGKILL)
 """
 
 
@@ -326,7 +345,7 @@ def test_a_broker_restart_that_kept_the_sessions_resends_only_what_was_in_flight
                 commit_sale(dev, written)
                 up.notify()
                 written += 1
-                time.sleep(0.002)
+                time.sleep(0.002)  # the till's pace between sales, not a wait for an event
             broker.restart(signal.SIGTERM, down_for=0.3)
         _assert_all_arrived(acker, dev, written)
         extra = up.status()["published"] - written  # what the terminal sent twice

@@ -10,6 +10,7 @@ one that delivers does not."""
 
 from __future__ import annotations
 
+import queue
 import time
 from pathlib import Path
 
@@ -25,11 +26,19 @@ from tests.provisioning.world import HO_TOOLS, TENANT, World
 T = f"loyalty/v1/{TENANT}"
 
 
-def _drain(s: Session, settle: float = 0.5) -> list[Message]:
-    time.sleep(settle)
-    out = []
-    while not s.messages.empty():
-        out.append(s.messages.get())
+def _drain(s: Session, last: bytes, timeout: float = 30.0) -> list[Message]:
+    """What ``s`` received up to and including the payload ``last``, which the test sends
+    after everything it checks: the broker handles a client's packets in order, so a denied
+    message that got through would have arrived before it.  AssertionError if it does not
+    arrive within ``timeout``."""
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    while not any(m.payload == last for m in out):
+        left = deadline - time.monotonic()
+        try:
+            out.append(s.messages.get(timeout=max(left, 0.0)))
+        except queue.Empty:
+            raise AssertionError(f"{last!r} did not arrive within {timeout} s: {out}") from None
     return out
 
 
@@ -70,10 +79,11 @@ def test_a_device_cannot_publish_as_another_or_read_its_acks(world: World) -> No
         a.publish(topics.status(TENANT, "pos-A"), b"pos-A status")
         a.publish(topics.status(TENANT, "pos-B"), b"pos-A pretending to be pos-B")
         a.publish(topics.rules(TENANT), b"pos-A's own rules")  # devices only read rules
+        a.publish(topics.status(TENANT, "pos-A"), b"pos-A done")  # after all of the above
 
-        got_b = [(m.topic, m.payload) for m in _drain(b)]
-        got_a = [(m.topic, m.payload) for m in _drain(a, 0)]
-        got_ho = {(m.topic, m.payload) for m in _drain(ho, 0)}
+        got_b = [(m.topic, m.payload) for m in _drain(b, b"ack-for-B")]
+        got_a = [(m.topic, m.payload) for m in _drain(a, b"ack-for-A")]  # after ack-for-B
+        got_ho = {(m.topic, m.payload) for m in _drain(ho, b"pos-A done")}
         assert got_b == [(topics.ack(TENANT, "pos-B"), b"ack-for-B")]
         assert {p for _t, p in got_a} == {b"ack-for-A"}, got_a  # never pos-B's ack
         assert (topics.records(TENANT, "s1", "pos-A"), b"pos-A's own") in got_ho
@@ -89,16 +99,18 @@ def test_a_device_cannot_publish_as_another_or_read_its_acks(world: World) -> No
         try:
             late.subscribe(topics.ack(TENANT, "pos-B"))
             late.subscribe(topics.rules(TENANT))
-            assert all(m.payload != b"ack-for-B" for m in _drain(late))
+            late.subscribe(topics.ack(TENANT, "pos-A"))  # its own retained ack comes after
+            assert all(m.payload != b"ack-for-B" for m in _drain(late, b"ack-for-A"))
         finally:
             late.close()
         # the rules topic kept no "rules" from a device
         ho.subscribe(topics.rules(TENANT))
-        assert all(m.payload != b"pos-A's own rules" for m in _drain(ho))
+        ho.subscribe(topics.ack(TENANT, "pos-A"))  # a retained message after the rules'
+        assert all(m.payload != b"pos-A's own rules" for m in _drain(ho, b"ack-for-A"))
         # a device asking for pos-B's client id gets its own (its CN): pos-B stays on
         Session(world.broker_cfg("pos-A"), "pos-B").open().close()
         ho.publish(topics.ack(TENANT, "pos-B"), b"still here", retain=True)
-        assert [m.payload for m in _drain(b)] == [b"still here"]
+        assert [m.payload for m in _drain(b, b"still here")] == [b"still here"]
     finally:
         for s in (a, b, ho):
             s.close()

@@ -87,7 +87,7 @@ def test_blank_terminal_provisioned_enrolled_selftested_and_selling(
 
         # 3. selftest: every device answers, the broker over TLS, a heartbeat acknowledged
         def scanning() -> None:  # the technician scans a test code while selftest waits
-            while not stop.wait(0.2):
+            while not stop.wait(0.2):  # the technician's pace, not a wait for an event
                 sims["qr"].scan("LC1:TEST-CARD-7")  # type: ignore[attr-defined]
 
         threading.Thread(target=scanning, daemon=True).start()
@@ -155,7 +155,7 @@ def test_reused_expired_and_foreign_tokens_are_refused(world: World) -> None:
     out = refused(token, "token_used")  # a token works once
     assert "a token works once" in out and "هر توکن یک بار کار می‌کند" in out
     expiring = world.token("s1", "--ttl", "1s")
-    time.sleep(1.2)
+    time.sleep(1.2)  # the token's 1 s lifetime runs out: a time-based expiry, not an event
     assert "expired at" in refused(expiring, "token_expired")
     assert "not hypershahr/s1" in refused(world.token("s9"), "token_store")
     assert "not pos-2b" in refused(world.token("s1", "--device", "pos-9"), "token_device")

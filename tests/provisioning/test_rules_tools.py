@@ -4,7 +4,6 @@ verify, publish only moves the retained bundle forward."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from cloud_broker.local_broker import LocalMosquitto
@@ -84,12 +83,16 @@ def test_publish_only_moves_forward(tmp_path: Path, broker: LocalMosquitto) -> N
     cfg = BrokerConfig.from_url(broker.url)
     with Session(cfg, "check") as s:
         s.subscribe(topics.rules("hypershahr"))
-        m = s.wait_for(lambda m: m.retain, 3)
+        m = s.wait_for(lambda m: m.retain, 30)
     assert m is not None and m.payload == (tmp_path / "v3.bundle").read_bytes()
 
     # a retained bundle that does not verify with our key is not replaced blindly
+    junk = b"\xd2\x84junk"
     with Session(cfg, "intruder") as s:
-        s.publish(topics.rules("hypershahr"), b"\xd2\x84junk", retain=True)
-    time.sleep(0.1)
+        s.publish(topics.rules("hypershahr"), junk, retain=True)
+    with Session(cfg, "check-junk") as s:  # the broker holds the junk as the retained bundle
+        s.subscribe(topics.rules("hypershahr"))
+        m = s.wait_for(lambda m: m.retain, 30)
+    assert m is not None and m.payload == junk
     code, _out, err = publish(3)
     assert code == 1 and "does not verify" in err

@@ -88,7 +88,7 @@ def make_invoice(serial: int, *, lines: int = 2, issued_at_ms: int = SALE_MS) ->
     return Invoice.create(SELLER, serial, issued_at_ms, items)
 
 
-def poll_until(probe: Callable[[], T], done: Callable[[T], bool], *, deadline_s: float = 5.0) -> T:
+def poll_until(probe: Callable[[], T], done: Callable[[T], bool], *, deadline_s: float = 30.0) -> T:
     """Call ``probe`` until ``done`` holds for its result, or fail at the deadline."""
     stop = time.monotonic() + deadline_s
     while True:
@@ -97,4 +97,4 @@ def poll_until(probe: Callable[[], T], done: Callable[[T], bool], *, deadline_s:
             return value
         if time.monotonic() > stop:
             pytest.fail(f"still not done after {deadline_s} s: {value!r}")
-        time.sleep(0.02)
+        time.sleep(0.02)  # the polling step; the deadline above bounds a failure
