@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud_broker.ledger import referrals
-from cloud_broker.ledger.db import Tx, chunks, marks
+from cloud_broker.ledger.db import Tx
 from edge.core.ruleset import RuleSet
 
 PTS = "PTS"
@@ -148,12 +148,13 @@ class Books:
             "ON CONFLICT (member) DO NOTHING",
         )
         self.tx.lock("members", "member", todo)
-        for part in chunks(todo):
+        for part in self.tx.parts(todo):
+            where, args = self.tx.among("member", part)
             for row in self.tx.all(
                 "SELECT member, tenant, points, wallet, tier, visits, "
                 "birthday, birthday_claimed, version, device_seqs, anniversary_claimed, "
-                f"referred_by FROM members WHERE member IN ({marks(len(part))})",
-                part,
+                f"referred_by FROM members WHERE {where}",
+                args,
             ):
                 self.members[row[0]] = MemberState(
                     row[0],
@@ -170,9 +171,9 @@ class Books:
                     referred_by=row[11],
                 )
             for r in self.tx.all(
-                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
-                f"({marks(len(part))}) AND kind = 'overdraft' ORDER BY id",
-                part,
+                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE {where} "
+                "AND kind = 'overdraft' ORDER BY id",
+                args,
             ):
                 self.members[r[6]].lots.append(_lot(r))
 
@@ -181,11 +182,12 @@ class Books:
         already read or not in this transaction are skipped)."""
         todo = [self.members[m] for m in members if m in self.members]
         todo = [ms for ms in todo if not ms.lots_loaded]
-        for part in chunks([ms.member for ms in todo]):
+        for part in self.tx.parts([ms.member for ms in todo]):
+            where, args = self.tx.among("member", part)
             rows = self.tx.all(
-                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE member IN "
-                f"({marks(len(part))}) AND remaining != 0 ORDER BY id",
-                part,
+                f"SELECT {_LOT_COLUMNS}, member FROM lots WHERE {where} "
+                "AND remaining != 0 ORDER BY id",
+                args,
             )
             found: dict[str, list[Lot]] = {}
             for r in rows:
@@ -493,11 +495,12 @@ class Books:
 
     def _rolling_spend(self, members: list[str], today: int) -> dict[str, int]:
         out: dict[str, int] = {}
-        for part in chunks(members):
+        for part in self.tx.parts(members):
+            where, args = self.tx.among("member", part)
             for m, total in self.tx.all(
-                f"SELECT member, SUM(amount) FROM member_spend WHERE member IN "
-                f"({marks(len(part))}) AND day > ? AND day <= ? GROUP BY member",
-                (*part, today - self.rs.window_days, today),
+                f"SELECT member, SUM(amount) FROM member_spend WHERE {where} "
+                "AND day > ? AND day <= ? GROUP BY member",
+                (*args, today - self.rs.window_days, today),
             ):
                 out[str(m)] = int(total)
         return out
@@ -668,10 +671,9 @@ def queue_snapshots(tx: Tx, members: list[str], now_ms: int) -> None:
     """Members head office changed outside a record (the console, the API: a coupon, a
     profile, a merge): a new version of each, queued for the reconciler service to publish
     (a till keeps a snapshot only if its version is newer than the one it holds)."""
-    for part in chunks(members):
-        tx.execute(
-            f"UPDATE members SET version = version + 1 WHERE member IN ({marks(len(part))})", part
-        )
+    for part in tx.parts(members):
+        where, args = tx.among("member", part)
+        tx.execute(f"UPDATE members SET version = version + 1 WHERE {where}", args)
     tx.executemany(
         "INSERT INTO snapshot_queue (member, queued_at) VALUES (?, ?)",
         [(m, now_ms) for m in members],

@@ -177,6 +177,25 @@ class Tx:
         if self._pg:
             self.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
 
+    def among(
+        self, column: str, values: Sequence[Any], pg_type: str = "text"
+    ) -> tuple[str, list[Any]]:
+        """``column IN (?, ?, ...)`` and its parameters on SQLite; on PostgreSQL
+        ``column = ANY(?)`` with the values as one array, so the statement's text is the
+        same whatever their number (psycopg then caches its conversion and prepares it on
+        the server).  Splice the parameters where the fragment goes; slice the values with
+        :meth:`parts`."""
+        if self._pg:
+            return f"{column} = ANY(?::{pg_type}[])", [list(values)]
+        return f"{column} IN ({marks(len(values))})", list(values)
+
+    def parts(self, items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
+        """``items`` in slices for :meth:`among`: SQLite's statements take at most a few
+        hundred parameters; PostgreSQL takes them all in one array."""
+        if self._pg:
+            return [items] if items else []
+        return chunks(items, size)
+
     def lock(self, table: str, key_col: str, keys: Sequence[str]) -> None:
         """Row locks in key order (PostgreSQL); SQLite's write lock already covers it."""
         if self._pg and keys:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from cloud_broker.ledger.db import Tx, chunks, marks
+from cloud_broker.ledger.db import Tx
 
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 LENGTH = 7
@@ -33,26 +33,24 @@ def normal(code: str) -> str:
 def ensure_codes(tx: Tx, members: list[str]) -> None:
     """Give a code to each of ``members`` that has none yet (a batch's members together:
     one query for clashes, one statement to write them)."""
-    for part in chunks(members):
+    for part in tx.parts(members):
+        where, args = tx.among("member", part)
         todo = [
             str(r[0])
             for r in tx.all(
-                f"SELECT member FROM members WHERE member IN ({marks(len(part))}) AND "
+                f"SELECT member FROM members WHERE {where} AND "
                 "referral_code IS NULL AND merged_into IS NULL",
-                part,
+                args,
             )
         ]
         codes = {m: new_code() for m in todo}
         for _ in range(8):  # a clash is one in billions: try another
             mine = list(codes.values())
-            taken = {
-                str(r[0])
-                for r in tx.all(
-                    f"SELECT referral_code FROM members WHERE referral_code IN "
-                    f"({marks(len(mine))})",
-                    mine,
-                )
-            } if mine else set()  # fmt: skip
+            taken: set[str] = set()
+            if mine:
+                where, args = tx.among("referral_code", mine)
+                rows = tx.all(f"SELECT referral_code FROM members WHERE {where}", args)
+                taken = {str(r[0]) for r in rows}
             twice = {c for c in mine if mine.count(c) > 1}
             clash = [m for m, c in codes.items() if c in taken or c in twice]
             if not clash:

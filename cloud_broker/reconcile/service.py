@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from cloud_broker.ledger import partitions, rulebooks
-from cloud_broker.ledger.db import Database, Tx, chunks, marks
+from cloud_broker.ledger.db import Database, Tx
 from cloud_broker.ledger.schema import MIGRATIONS
 from cloud_broker.reconcile.reconciler import Incoming, Outcome, Reconciler, Screened, run_expiry
 from cloud_broker.reconcile.screen import ProcessScreener
@@ -568,37 +568,35 @@ def build_snapshots(
 ) -> list[tuple[str, snapshots.MemberSnapshot]]:
     today = (int(time.time()) + utc_offset_min * 60) // 86400
     out = []
-    for part in chunks(members):
-        q = marks(len(part))
+    for part in tx.parts(members):
+        q, args = tx.among("member", part)
         rows = tx.all(
             "SELECT member, tenant, points, wallet, tier, visits, birthday, birthday_claimed, "
             "version, device_seqs, anniversary, anniversary_claimed, referral_code FROM members "
-            f"WHERE member IN ({q})",
-            part,
+            f"WHERE {q}",
+            args,
         )
         spend: dict[str, list[tuple[int, int]]] = {}
         for m, d, a in tx.all(
-            f"SELECT member, day, amount FROM member_spend WHERE member IN "
-            f"({q}) AND day > ? ORDER BY member, day",
-            (*part, today - window_days),
+            f"SELECT member, day, amount FROM member_spend WHERE {q} "
+            "AND day > ? ORDER BY member, day",
+            (*args, today - window_days),
         ):
             spend.setdefault(m, []).append((int(d), int(a)))
         cards: dict[str, list[str]] = {}
-        for m, c in tx.all(
-            f"SELECT member, card FROM member_cards WHERE member IN ({q}) ORDER BY card", part
-        ):
+        for m, c in tx.all(f"SELECT member, card FROM member_cards WHERE {q} ORDER BY card", args):
             cards.setdefault(m, []).append(str(c))
         coupons: dict[str, list[str]] = {}
         for m, c in tx.all(
-            f"SELECT DISTINCT member, code FROM coupon_uses WHERE member IN ({q}) ORDER BY code",
-            part,
+            f"SELECT DISTINCT member, code FROM coupon_uses WHERE {q} ORDER BY code",
+            args,
         ):
             coupons.setdefault(m, []).append(str(c))
         held: dict[str, list[str]] = {}
         for m, c in tx.all(
-            f"SELECT member, code FROM member_coupons WHERE member IN ({q}) AND used_at IS NULL "
+            f"SELECT member, code FROM member_coupons WHERE {q} AND used_at IS NULL "
             "AND revoked_at IS NULL AND (valid_until IS NULL OR valid_until >= ?) ORDER BY code",
-            (*part, today),
+            (*args, today),
         ):
             held.setdefault(m, []).append(str(c))
         for r in rows:
