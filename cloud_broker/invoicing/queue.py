@@ -180,6 +180,13 @@ def _build(
     out, short = [], []
     for rid, device, seq, serial, original in rows:
         raw = db.read("SELECT raw FROM records WHERE device = ? AND seq = ?", (device, seq))
+        if not raw:  # its month is archived (cloud_broker archive): nothing to build from
+            _set(db, [int(rid)], state="blocked", errors=_errors([(
+                "archived",
+                "its sale record is in a month's archive file, no longer in the ledger",
+                "رکورد فروش آن در پروندهٔ بایگانی یک ماه است، نه در دفتر کل",
+            )]))  # fmt: skip
+            continue
         try:
             p = parse(bytes(raw[0][0])).payload
             _, missing = build.lines(p, table)

@@ -31,7 +31,9 @@ import gzip
 import hashlib
 import os
 import struct
+import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +52,7 @@ from edge.protocol.record import record_hash
 FORMAT = "loyalty-ledger-archive"
 VERSION = 1
 KEEP_MONTHS = 12
+MIN_KEEP_MONTHS = 2
 PAGE = 2000  # journals read (with their entries and moves) per query
 
 COLUMNS = {
@@ -89,15 +92,17 @@ class Summary:
     def add(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         self.counts[table] += len(rows)
         if table == "entries":
-            for r in rows:
-                k = (str(r[1]), str(r[2]))
-                self.balances[k] = self.balances.get(k, 0) + int(r[3])
+            self._entries(rows)
         elif table == "lot_moves":
             for r in rows:
                 self.lots[int(r[2])] = self.lots.get(int(r[2]), 0) + int(r[3])
         elif table == "journals":
             for r in rows:
                 self.last_day = max(self.last_day or int(r[6]), int(r[6]))
+        elif table == "admitted":
+            for r in rows:
+                if record_hash(bytes(r[12])) != bytes(r[0]):
+                    self.problems.append(f"admitted {r[1]} seq {r[2]}: its bytes do not hash")
         elif table == "records":
             for r in rows:  # in (device, seq) order
                 d, seq, h, prev, raw = str(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), r[12]
@@ -108,6 +113,18 @@ class Summary:
                     self.problems.append(f"{d} seq {seq} does not follow seq {have[1]}")
                 first = have[0] if have else seq
                 self.chains[d] = (first, seq, h, (have[3] if have else 0) + 1)
+
+    def _entries(self, rows: list[tuple[Any, ...]]) -> None:
+        """A page of entries: it holds whole journals' entries, each must balance."""
+        per: dict[tuple[int, str], int] = {}
+        for r in rows:
+            k = (str(r[1]), str(r[2]))
+            self.balances[k] = self.balances.get(k, 0) + int(r[3])
+            j = (int(r[0]), str(r[2]))
+            per[j] = per.get(j, 0) + int(r[3])
+        self.problems += [
+            f"journal {j}: {u} entries add up to {v}" for (j, u), v in sorted(per.items()) if v
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,18 +215,25 @@ def _frame(obj: Any) -> bytes:
 
 
 def _frames(path: Path) -> Iterator[Any]:
-    with gzip.open(path, "rb") as f:
-        while True:
-            head = f.read(4)
-            if not head:
-                return
-            if len(head) != 4:
-                raise ArchiveError(f"{path.name}: cut short", f"{path.name}: ناقص است")
-            (n,) = struct.unpack(">I", head)
-            body = f.read(n)
-            if len(body) != n:
-                raise ArchiveError(f"{path.name}: cut short", f"{path.name}: ناقص است")
-            yield cbor2.loads(body)
+    """The file's frames; a damaged file (gzip's CRC or length at its end included) is an
+    ArchiveError, never a decoder's exception."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while True:
+                head = f.read(4)
+                if not head:
+                    return
+                if len(head) != 4:
+                    raise ArchiveError(f"{path.name}: cut short", f"{path.name}: ناقص است")
+                (n,) = struct.unpack(">I", head)
+                body = f.read(n)
+                if len(body) != n:
+                    raise ArchiveError(f"{path.name}: cut short", f"{path.name}: ناقص است")
+                yield cbor2.loads(body)
+    except (OSError, EOFError, zlib.error, cbor2.CBORDecodeError) as e:
+        raise ArchiveError(
+            f"{path.name}: damaged ({type(e).__name__}: {e})", f"{path.name}: آسیب دیده است"
+        ) from None
 
 
 def _sha256(path: Path) -> tuple[str, int]:
@@ -245,6 +269,11 @@ def read(path: Path) -> tuple[dict[str, Any], Summary, Iterator[tuple[str, list[
         for fr in frames:
             if isinstance(fr, dict) and "counts" in fr:
                 header["trailer"] = fr["counts"]
+                for _ in frames:  # read to the end, where gzip checks its CRC
+                    raise ArchiveError(
+                        f"{path.name}: data after the trailer",
+                        f"{path.name}: داده‌ای پس از پایان بایگانی هست",
+                    )
                 return
             table, chunk = fr
             s.add(table, [tuple(r) for r in chunk])
@@ -271,15 +300,16 @@ def verify(
         )
     header, s, chunks_ = read(path)
     for table, chunk in chunks_:
-        if table == "records" and key_for is not None:
+        if table in ("records", "admitted") and key_for is not None:
             for r in chunk:
-                key = key_for(str(r[0]), int(r[1]))
+                d, seq = (r[0], r[1]) if table == "records" else (r[1], r[2])
+                key = key_for(str(d), int(seq))
                 try:
                     if key is None:
                         raise ValueError("no key")
                     records_mod.parse(bytes(r[12])).verify(key)
                 except Exception as e:  # noqa: BLE001 - any failure is the same finding
-                    s.problems.append(f"{r[0]} seq {r[1]}: signature does not verify ({e})")
+                    s.problems.append(f"{d} seq {seq}: signature does not verify ({e})")
     if header.get("trailer") != s.counts:
         s.problems.append(f"counts {s.counts} are not the trailer's {header.get('trailer')}")
     if s.problems:
@@ -304,9 +334,9 @@ def _preconditions(tx: Tx, m: Month, now_ms: int, keep_months: int) -> None:
         newest = newest.prev()
     if (m.year, m.month) >= (newest.year, newest.month):
         raise _refuse(
-            f"{m.label} is within the last {keep_months} months kept online (the oldest "
+            f"{m.label} is within the last {keep_months} months kept online (the latest "
             f"that may be archived now is {newest.prev().label})",
-            f"{m.label} در {keep_months} ماه اخیر است که باید در دسترس بماند (قدیمی‌ترین ماهی "
+            f"{m.label} در {keep_months} ماه اخیر است که باید در دسترس بماند (آخرین ماهی "
             f"که اکنون می‌شود بایگانی کرد {newest.prev().label} است)",
         )
     if tx.one("SELECT 1 FROM archived_months WHERE month = ?", (m.first_day,)):
@@ -322,12 +352,13 @@ def _preconditions(tx: Tx, m: Month, now_ms: int, keep_months: int) -> None:
     open_tax = int(
         tx.one(
             "SELECT COUNT(*) FROM tax_invoices t JOIN records r ON r.device = t.device AND "
-            f"r.seq = t.seq WHERE {_between('r.received_at', m)} AND t.final_at IS NULL"
+            f"r.seq = t.seq WHERE {_between('r.received_at', m)} AND t.state != 'accepted'"
         )[0]
     )
     if open_tax:
         raise _refuse(
-            f"{m.label} has {open_tax} tax invoice(s) not yet final: send or settle them first",
+            f"{m.label} has {open_tax} tax invoice(s) the tax system has not accepted: send or "
+            "settle them first",
             f"{m.label} {open_tax} صورتحساب مالیاتی نهایی‌نشده دارد: نخست آن‌ها را بفرستید یا "
             "تعیین تکلیف کنید",
         )
@@ -361,10 +392,14 @@ def archive_month(
 ) -> Archived:
     """Archive month ``m`` into ``directory`` (see the module docstring)."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
+    if keep_months < MIN_KEEP_MONTHS:
+        raise _refuse(
+            f"--keep-months {keep_months}: at least {MIN_KEEP_MONTHS} months stay online "
+            "(refunds and tax invoices of last month still need their sales)",
+            f"--keep-months {keep_months}: دست‌کم {MIN_KEEP_MONTHS} ماه باید در دسترس بماند",
+        )
     db.run(lambda tx: _preconditions(tx, m, now, keep_months), write=False)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"ledger-{m.label}.cbor.gz"
-    tmp = path.with_name(path.name + ".tmp")
+    path, tmp = _target(directory, m)
 
     def write(tx: Tx) -> Summary:
         s = Summary()
@@ -392,11 +427,21 @@ def archive_month(
     if again.counts != written.counts or again.balances != written.balances:
         tmp.unlink(missing_ok=True)
         raise _refuse(f"{tmp.name} did not read back as written", f"{tmp.name} همان‌گونه خوانده نشد")
-    tmp.replace(path)
+    try:
+        os.link(tmp, path)  # unlike a rename, never replaces a file
+    except FileExistsError:
+        raise _refuse(
+            f"{path} appeared while this run wrote (another archiver?): not archived",
+            f"{path} هنگام نوشتن پدید آمد (بایگانی‌کنندهٔ دیگری؟): بایگانی نشد",
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     _fsync_dir(directory)
     digest, size = _sha256(path)
 
     def forget(tx: Tx) -> None:
+        if tx.dialect == "postgresql":  # no row of the month may come between count and drop
+            tx.execute("LOCK TABLE records, journals, entries, lot_moves, admitted IN SHARE MODE")
         _preconditions(tx, m, now, keep_months)
         if _counts(tx, m) != written.counts:
             raise _refuse(
@@ -411,6 +456,7 @@ def archive_month(
             (m.first_day, m.label, m.lo, m.hi, path.name, digest, size,
              *(written.counts[t] for t in TABLES), written.last_day, now, actor),
         )  # fmt: skip
+        _keep_hashes(tx, m)
         _drop(tx, m)
         audit.record(
             tx, actor, "ledger.archive", m.label,
@@ -419,6 +465,20 @@ def archive_month(
 
     db.run(forget)
     return Archived(m.label, path, digest, size, dict(written.counts))
+
+
+def _target(directory: Path, m: Month) -> tuple[Path, Path]:
+    """The month's file (which must not exist) and this run's own temporary file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"ledger-{m.label}.cbor.gz"
+    if path.exists():  # another run's, another ledger's, or a run stopped before it forgot
+        raise _refuse(
+            f"{path} exists already: move it away first (it may be the only copy of a month)",
+            f"{path} از پیش هست: نخست آن را جابه‌جا کنید (شاید تنها نسخهٔ یک ماه باشد)",
+        )
+    fd, name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=directory)
+    os.close(fd)
+    return path, Path(name)  # two runs never write one file
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -454,6 +514,21 @@ def _carry(tx: Tx, s: Summary) -> None:
             "last_hash = excluded.last_hash, records = archived_chains.records + excluded.records",
             (d, last, h, n),
         )
+
+
+def _keep_hashes(tx: Tx, m: Month) -> None:
+    """Keep the month's record hashes (about 100 bytes a record with the index): a record
+    sent again later is still compared with what was applied at its seq, and an admitted
+    record is not admitted a second time."""
+    tx.execute(
+        "INSERT INTO archived_hashes (device, seq, hash, admitted) SELECT device, seq, hash, 0 "
+        f"FROM records WHERE {_between('received_at', m)}"
+    )
+    tx.execute(
+        "INSERT INTO archived_hashes (device, seq, hash, admitted) SELECT a.device, a.seq, "
+        "a.hash, 1 FROM admitted a JOIN journals j ON j.id = a.journal_id WHERE "
+        f"{_between('j.at', m)}"
+    )
 
 
 def _drop(tx: Tx, m: Month) -> None:

@@ -869,4 +869,18 @@ MIGRATIONS: list[Migration] = [
     # each member's history: a third of the reconciler's time on a busy ledger)
     "CREATE INDEX lots_overdraft ON lots (member) WHERE kind = 'overdraft'",
     _months,
+    # 19: the hashes of archived records and of archived admitted records: a record sent
+    # again after its month is archived is still compared with what was applied at its seq
+    # (a reinstalled terminal's new sale is a conflict, not a duplicate), and an admitted
+    # record is not admitted twice
+    """
+    CREATE TABLE archived_hashes (
+        device TEXT NOT NULL,
+        seq {bigint} NOT NULL,
+        hash {blob} NOT NULL,
+        admitted INTEGER NOT NULL,
+        PRIMARY KEY (device, seq, admitted, hash)
+    );
+    CREATE INDEX archived_hashes_hash ON archived_hashes (hash)
+    """,
 ]

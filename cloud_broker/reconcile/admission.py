@@ -98,8 +98,9 @@ def admit(rc: Reconciler, qid: int, by: str, reason: str) -> Admitted:
                 "فقط رکوردهای دارای امضای معتبر یک دستگاه ثبت‌شده پذیرفتنی است",
             )
         rec = _verified(tx, qid, raw)
-        if tx.one("SELECT 1 FROM records WHERE hash = ?", (rec.hash,)) or tx.one(
-            "SELECT 1 FROM admitted WHERE hash = ?", (rec.hash,)
+        if any(  # applied, admitted, or either in a month archived since
+            tx.one(f"SELECT 1 FROM {table} WHERE hash = ?", (rec.hash,))
+            for table in ("records", "admitted", "archived_hashes")
         ):
             _resolve(tx, qid, "admitted", by, f"already in the ledger; {reason}")
             return Admitted(qid, rec.device, rec.seq, rec.type, None)

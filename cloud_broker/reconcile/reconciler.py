@@ -277,6 +277,9 @@ class _Apply(Postings):
         self.parked: set[tuple[str, int]] = set()  # waiting for their rules bundle
         self.daily = self.daily_book()  # the daily tables, added at the end
         self.rule_use: dict[budgets.UseKey, list[int]] = {}  # campaign budgets, at the end
+        end = tx.one("SELECT MAX(hi) FROM archived_months")[0]
+        if end is not None:  # never inside a month archived already (a clock stepped back)
+            self._not_before(int(end))
 
     def refuse(
         self,
@@ -464,7 +467,8 @@ class _Apply(Postings):
                 known = self.in_batch.get((d, seq))
                 h = known[0] if known else self._stored_hash(d, seq)
                 if h == rec.hash or (h is None and self._archived(d, seq)):
-                    # (an archived month's record cannot be compared, nor applied again)
+                    # (a month archived before its hashes were kept cannot be compared,
+                    # nor applied again)
                     self.out.duplicates += 1
                 else:
                     self.conflict(
@@ -518,7 +522,10 @@ class _Apply(Postings):
         or admitted since."""
         if any(q[2:5] == (d, seq, "conflict") and q[6] == raw for q in self.quarantine):
             return True
-        if self.tx.one("SELECT 1 FROM admitted WHERE hash = ?", (record_hash(raw),)):
+        h = record_hash(raw)
+        if self.tx.one("SELECT 1 FROM admitted WHERE hash = ?", (h,)) or self.tx.one(
+            "SELECT 1 FROM archived_hashes WHERE hash = ? AND admitted = 1", (h,)
+        ):
             return True
         rows = self.tx.all(
             "SELECT raw FROM quarantine WHERE device = ? AND seq = ? AND code = 'conflict'",
@@ -575,6 +582,11 @@ class _Apply(Postings):
 
     def _stored_hash(self, d: str, seq: int) -> bytes | None:
         row = self.tx.one("SELECT hash FROM records WHERE device = ? AND seq = ?", (d, seq))
+        if row is None:  # its month archived: the hash was kept (migration 19 on)
+            row = self.tx.one(
+                "SELECT hash FROM archived_hashes WHERE device = ? AND seq = ? AND admitted = 0",
+                (d, seq),
+            )
         return bytes(row[0]) if row else None
 
     # -- one record ----------------------------------------------------------------------

@@ -7,7 +7,7 @@ from cloud_broker.ledger.db import Tx
 
 
 def back_to_17(tx: Tx) -> None:
-    """Give a ledger migrated to 18 the shape of 17 again (rows kept)."""
+    """Give a ledger migrated to 18 and on the shape of 17 again (rows kept)."""
     pg = tx.dialect == "postgresql"
     if pg:  # rebuild each partitioned table as a plain one
         plain = (
@@ -35,6 +35,7 @@ def back_to_17(tx: Tx) -> None:
         for table in ("entries", "lot_moves"):
             tx.execute(f"ALTER TABLE {table} DROP COLUMN at")
     tx.execute("ALTER TABLE devices DROP COLUMN applied_at")
-    for table in ("archived_months", "archived_balances", "archived_lots", "archived_chains"):
+    for table in ("archived_months", "archived_balances", "archived_lots", "archived_chains",
+                  "archived_hashes"):  # fmt: skip
         tx.execute(f"DROP TABLE {table}")
-    tx.execute("DELETE FROM schema_migrations WHERE version = 18")
+    tx.execute("DELETE FROM schema_migrations WHERE version >= 18")
