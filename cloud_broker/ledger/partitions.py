@@ -116,12 +116,18 @@ def existing(tx: Tx, table: str) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def ensure(tx: Tx, now_ms: int, ahead: int = AHEAD) -> list[str]:
+def ensure(
+    tx: Tx, now_ms: int, ahead: int = AHEAD, lock_timeout_ms: int | None = None
+) -> list[str]:
     """Make the partitions of the current month and ``ahead`` more where missing (and of
     any month whose rows sit in a default partition); returns the partitions made.  A
-    no-op on SQLite."""
+    no-op on SQLite.  ``lock_timeout_ms``: give up (the database's lock error) rather than
+    wait longer for a table lock, so that the inserts queued behind this statement's lock
+    request (an archive reading a month holds its tables for long) do not wait too."""
     if not partitioned(tx):
         return []
+    if lock_timeout_ms is not None:
+        tx.execute(f"SET LOCAL lock_timeout = '{int(lock_timeout_ms)}ms'")
     made: list[str] = []
     cur = month_of_ms(now_ms)
     want = [cur]

@@ -553,7 +553,14 @@ class Service:
                 self._retry_parked()
         if now - self._last_expiry >= self.cfg.expiry_interval:
             self._last_expiry = now
-            made = self.db.run(lambda tx: partitions.ensure(tx, int(time.time() * 1000)))
+            try:  # never hold the reconciler's inserts behind a long archive read
+                made = self.db.run(
+                    lambda tx: partitions.ensure(tx, int(time.time() * 1000), lock_timeout_ms=500),
+                    retries=0,
+                )
+            except self.db.errors as e:  # busy: the next round tries again, months ahead
+                log.warning("ledger partitions not made this time (tables busy): %s", e)
+                made = []
             if made:  # PostgreSQL: the coming months' partitions, made ahead of them
                 log.info("made ledger partitions %s", ", ".join(made))
             expired = run_expiry(self.db, self.rs, utc_offset_min=self.cfg.utc_offset_min)

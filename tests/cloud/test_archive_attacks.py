@@ -7,8 +7,10 @@ accepted; both databases."""
 from __future__ import annotations
 
 import gzip
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from cloud_broker.club.operators import Operator
 from cloud_broker.invoicing import queue
 from cloud_broker.ledger import archive, partitions
 from cloud_broker.ledger.archive import ArchiveError
+from cloud_broker.ledger.db import Database
 from cloud_broker.ledger.partitions import Month
 from cloud_broker.reconcile import admission
 from cloud_broker.registry import devices as registry
@@ -183,3 +186,42 @@ def test_a_tax_invoice_not_accepted_holds_its_month_and_never_stops_the_sender(
     assert queue.send_due(ho.db, lambda store: pytest.fail("nothing to send"), now=10**15) == 0
     assert ho.q("SELECT state FROM tax_invoices") == [("blocked",)]
     assert "archive" in str(ho.one("SELECT errors FROM tax_invoices"))
+
+
+def test_postgresql_the_hourly_partitions_never_hold_the_reconciler_behind_an_archive(
+    ho: HO, pos: Terminal
+) -> None:
+    """An archive reading a month holds its tables' share lock for long; the service's
+    hourly partition step gives up instead of queueing for its exclusive lock, which
+    would queue every insert of the reconciler behind it."""
+    if ho.db.dialect != "postgresql":
+        pytest.skip("partitions are PostgreSQL's")
+    ho.feed(pos, [pos.sale(ALI, earned=1)])
+    archiver, service = Database(ho.db.url), Database(ho.db.url)
+    reading, release = threading.Event(), threading.Event()
+
+    def archive_read(tx: Any) -> None:  # what archive_month's write step holds
+        tx.one("SELECT COUNT(*) FROM records")
+        reading.set()
+        release.wait(60)
+
+    reader = threading.Thread(target=lambda: archiver.run(archive_read, write=False))
+    reader.start()
+    try:
+        assert reading.wait(30)
+        far = partitions.month_of_ms(int(time.time() * 1000))
+        for _ in range(4):
+            far = far.next()  # a month whose partitions do not exist yet
+        with pytest.raises(service.errors):
+            service.run(lambda tx: partitions.ensure(tx, far.lo, lock_timeout_ms=200), retries=0)
+        sale = pos.sale(ALI, earned=1)  # made here: the terminal's database is this thread's
+        fed = threading.Thread(target=lambda: ho.feed(pos, [sale]))
+        fed.start()
+        fed.join(30)
+        assert not fed.is_alive(), "the reconciler waited behind the partition step"
+    finally:
+        release.set()
+        reader.join(30)
+        archiver.close()
+        service.close()
+    assert ho.one("SELECT COUNT(*) FROM records") == 2
