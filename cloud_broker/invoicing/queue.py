@@ -52,6 +52,7 @@ log = logging.getLogger("cloud_broker.invoicing")
 BATCH = 100  # invoices per request (the system takes up to 1000)
 FIRST_RETRY_MS = 30_000
 MAX_RETRY_MS = 3_600_000
+LOOK_BACK = 8192  # journal ids: 32 reconcilers' pools of 256 (cloud_broker.ledger.db)
 LOST_AFTER_MS = 120_000  # a "sending" row the system does not know after this is resent
 STATES = ("queued", "sending", "sent", "accepted", "failed", "rejected", "blocked")
 
@@ -81,11 +82,16 @@ def scan(db: Database, limit: int = 1000) -> int:
             return 0
         mark = tx.one("SELECT value FROM tax_marks WHERE name = 'journal'")
         last = int(mark[0]) if mark else 0
+        # Journal ids are not committed in order: on PostgreSQL each transaction takes a
+        # pool of ids, so with several reconcilers a sale may commit after the mark went
+        # past its id.  The scan looks back LOOK_BACK ids for sales not yet queued.
         rows = tx.all(
             "SELECT j.id, r.device, r.seq, r.store, r.type, r.raw FROM journals j JOIN records "
             "r ON r.journal_id = j.id WHERE j.id > ? AND j.kind IN ('sale', 'refund', 'void') "
-            "ORDER BY j.id LIMIT ?",
-            (last, limit),
+            "AND j.id > (SELECT s.since_journal FROM tax_stores s WHERE s.store = r.store AND "
+            "s.enabled = 1) AND NOT EXISTS (SELECT 1 FROM tax_invoices t WHERE "
+            "t.device = r.device AND t.seq = r.seq) ORDER BY j.id LIMIT ?",
+            (last - LOOK_BACK, limit),
         )
         queued = 0
         for jid, device, seq, store, kind, raw in rows:
@@ -145,7 +151,7 @@ def scan(db: Database, limit: int = 1000) -> int:
                     "UPDATE tax_stores SET next_serial = ? WHERE store = ?", (serial + 1, store)
                 )
                 queued += 1
-        if rows:
+        if rows and int(rows[-1][0]) > last:
             tx.execute(
                 "INSERT INTO tax_marks (name, value) VALUES ('journal', ?) ON "
                 "CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -251,6 +251,27 @@ def test_a_sender_killed_while_it_waits_does_not_send_again_before_the_grace(
     assert len(fake.packets) == 3 and fake.count("invoice") == 1  # nothing was sent twice
 
 
+def test_a_sale_committed_after_the_mark_went_past_its_id_is_still_invoiced(
+    ho: HO, tmp_path: Path, key_files: tuple[str, str]
+) -> None:
+    """Several reconcilers (``--share-group``) commit journal ids out of order: the scan
+    has seen a later id from one when another commits a lower one.  Simulated by moving
+    the scan's mark ahead of the next sale's id; the sale is still queued, once."""
+    t = Terminal(tmp_path, "pos-1", "s1")
+    ho.register(t)
+    mapping.set_store(ho.db, FINANCE, "s1", MEMORY_ID, ECONOMIC_CODE, *key_files)
+    ho.feed(t, [_sale(t, [("MILK", "dairy", 1, 450_000, 0)], None)])
+    assert queue.scan(ho.db) == 1
+    ahead = int(ho.one("SELECT MAX(id) FROM journals")) + 1000  # another reconciler's id
+    ho.db.run(lambda tx: tx.execute("UPDATE tax_marks SET value = ?", (ahead,)))
+    ho.feed(t, [_sale(t, [("MILK", "dairy", 2, 450_000, 0)], None)])
+    assert int(ho.one("SELECT MAX(id) FROM journals")) < ahead  # committed "late"
+    assert queue.scan(ho.db) == 1
+    assert queue.scan(ho.db) == 0  # once
+    assert ho.q("SELECT seq, serial FROM tax_invoices ORDER BY seq") == [(1, 1), (2, 2)]
+    assert ho.one("SELECT value FROM tax_marks") == ahead  # the mark never goes back
+
+
 def test_vat_split_gives_the_ledgers_amount() -> None:
     rng = random.Random(9)
     table = {("category", "c"): ("2720000166053", "x", None),
