@@ -162,6 +162,17 @@ def test_unmapped_rejected_and_resent(ho: HO, tmp_path: Path, fake: FakeMoadian,
     assert ho.one("SELECT COUNT(*) FROM audit_log WHERE action = 'tax.resend'") == 2
 
 
+def _three_sales_queued(ho: HO, tmp_path: Path, key_files: tuple[str, str]) -> Terminal:
+    """Store s1 set up for the tax system, three sales of one mapped product queued."""
+    t = Terminal(tmp_path, "pos-1", "s1")
+    ho.register(t)
+    mapping.set_store(ho.db, FINANCE, "s1", MEMORY_ID, ECONOMIC_CODE, *key_files)
+    mapping.set_product(ho.db, FINANCE, "category", "dairy", "2720000166053")
+    ho.feed(t, [_sale(t, [("MILK", "dairy", 1, 450_000 + i, 0)], None) for i in range(3)])
+    queue.scan(ho.db)
+    return t
+
+
 def _states(ho: HO) -> set[str]:
     return {str(r[0]) for r in ho.q("SELECT state FROM tax_invoices")}
 
@@ -172,12 +183,7 @@ def test_a_5xx_and_a_timeout_that_delivered_are_never_sent_twice(
     # The queue's clock is the ``now`` the test passes; the fake holds the timed-out request
     # until the client has given up and the test releases it: no step waits for a number of
     # seconds, so a loaded machine cannot reorder them.
-    t = Terminal(tmp_path, "pos-1", "s1")
-    ho.register(t)
-    mapping.set_store(ho.db, FINANCE, "s1", MEMORY_ID, ECONOMIC_CODE, *key_files)
-    mapping.set_product(ho.db, FINANCE, "category", "dairy", "2720000166053")
-    ho.feed(t, [_sale(t, [("MILK", "dairy", 1, 450_000 + i, 0)], None) for i in range(3)])
-    queue.scan(ho.db)
+    _three_sales_queued(ho, tmp_path, key_files)
     clients = Clients(ho.db, fake.base_url, CLIENT_TIMEOUT_S)
     try:
         fake.fail_next("5xx", path="invoice")
@@ -217,12 +223,7 @@ def test_a_sender_killed_while_it_waits_does_not_send_again_before_the_grace(
     """``tax run`` SIGKILLed with its request in the tax system's hands: the rows stay
     ``sending`` until the system's grace has passed from when the sender would have stopped
     waiting, so the packet that arrives late is found, not sent a second time."""
-    t = Terminal(tmp_path, "pos-1", "s1")
-    ho.register(t)
-    mapping.set_store(ho.db, FINANCE, "s1", MEMORY_ID, ECONOMIC_CODE, *key_files)
-    mapping.set_product(ho.db, FINANCE, "category", "dairy", "2720000166053")
-    ho.feed(t, [_sale(t, [("MILK", "dairy", 1, 450_000 + i, 0)], None) for i in range(3)])
-    queue.scan(ho.db)
+    _three_sales_queued(ho, tmp_path, key_files)
     held = fake.fail_next("timeout", path="invoice", hold=True, delay_s=60)
     sender = subprocess.Popen(
         [sys.executable, "-m", "cloud_broker", "--ledger", ledger_url, "tax", "run",
