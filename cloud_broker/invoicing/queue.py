@@ -71,11 +71,10 @@ def scan(db: Database, limit: int = 1000) -> int:
     how many were queued."""
 
     def run(tx: Tx) -> int:
-        stores = {
-            str(r[0]): (str(r[1]), int(r[2]), int(r[3]))
+        stores = {  # the query below takes only these stores' sales after their set-up
+            str(r[0]): (str(r[1]), int(r[2]))
             for r in tx.all(
-                "SELECT store, memory_id, next_serial, since_journal FROM tax_stores WHERE "
-                "enabled = 1"
+                "SELECT store, memory_id, next_serial FROM tax_stores WHERE enabled = 1"
             )
         }
         if not stores:
@@ -94,11 +93,11 @@ def scan(db: Database, limit: int = 1000) -> int:
             (last - LOOK_BACK, limit),
         )
         queued = 0
-        for jid, device, seq, store, kind, raw in rows:
+        for _jid, device, seq, store, kind, raw in rows:
             found = stores.get(str(store))
-            if found is None or int(jid) <= found[2]:
+            if found is None:  # set up between the two reads: the next pass takes it
                 continue
-            memory_id, serial, since = found
+            memory_id, serial = found
             p = parse(bytes(raw)).payload
             t = p[R.K_TIME]
             tax_id = tax_id_for_sale(memory_id, serial, int(t[R.T_WALL]), int(t[R.T_OFFSET]))
@@ -146,7 +145,7 @@ def scan(db: Database, limit: int = 1000) -> int:
                 ),
             ).rowcount
             if got:
-                stores[str(store)] = (memory_id, serial + 1, since)
+                stores[str(store)] = (memory_id, serial + 1)
                 tx.execute(
                     "UPDATE tax_stores SET next_serial = ? WHERE store = ?", (serial + 1, store)
                 )
